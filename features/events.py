@@ -150,3 +150,14 @@ def _check_vocabulary(events: pd.DataFrame, column: str, allowed: tuple[str, ...
 def day_numbers(dates: pd.Series) -> np.ndarray:
     """Days since 1970-01-01 as int64 (NaT becomes the minimum int64): the unit array kernels use."""
     return dates.to_numpy(dtype="datetime64[D]").astype(np.int64)
+
+
+def clip_to_as_of(events: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
+    """Keep only events on or before each member's own ``as_of`` date.
+
+    ``as_of`` is indexed by person_id (one date per member, so a batch can mix evaluation dates).
+    Members absent from ``as_of`` lose all their events. This is the single place where the as-of
+    discipline is enforced; every feature function downstream receives clipped events.
+    """
+    limit = events["person_id"].map(as_of.astype("datetime64[s]"))
+    return events[events["date"].le(limit).fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
