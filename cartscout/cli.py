@@ -87,5 +87,106 @@ def features(
     typer.echo(summary.render())
 
 
+@app.command()
+def score(
+    data: DataDir,
+    out: Annotated[Path, typer.Option("--out", help="Directory for scores.parquet, worklist.csv and report.html.")],
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Evaluation date YYYY-MM-DD; default: the last claim date in the data.")] = None,
+    model_uri: Annotated[str, typer.Option("--model-uri", help="Registered model to score with (an alias resolves to one version).")] = "models:/cartscout-candidate@champion",
+    engine: Annotated[str, typer.Option("--engine", help="local (DuckDB scan, in-process scoring) or spark.")] = "local",
+    top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, help="Length of the worklist; default: every member eligible now or likely soon.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in OUT, reusing its finished chunks.")] = False,
+    spark_master: Annotated[Optional[str], typer.Option("--spark-master", help="Spark master for a local session, e.g. local[2]; omit under spark-submit.")] = None,
+    chunk_members: Annotated[int, typer.Option("--chunk-members", min=1, help="Cohort members scored per chunk (bounds memory).")] = 2_000,
+    ndc_crosswalk: NdcCrosswalk = None,
+    centers: Centers = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+) -> None:
+    """Score every member: cohort scan, features, model, explanations and label eligibility, in chunks."""
+    from service.batch.runner import ScoreOptions, score_directory
+
+    if engine not in ("local", "spark"):
+        raise typer.BadParameter("must be 'local' or 'spark'", param_hint="--engine")
+    options = ScoreOptions(
+        data_dir=data, out_dir=out, as_of=_parse_day(as_of, "--as-of"), model_uri=model_uri, engine=engine, top_k=top_k,
+        resume=resume, spark_master=spark_master, chunk_members=chunk_members, ndc_crosswalk=ndc_crosswalk, centers=centers,
+        show_progress=progress,
+    )
+    typer.echo(score_directory(options).render())
+
+
+@app.command()
+def train(
+    data: DataDir,
+    horizon: Annotated[Optional[int], typer.Option("--horizon", min=30, max=730, help="Prediction horizon in days (default 180, or the config's outcome.horizon_days).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Training configuration YAML (outcome, population, features, model, split, evaluation settings).", exists=True, dir_okay=False)] = None,
+    optuna_trials: Annotated[Optional[int], typer.Option("--optuna-trials", min=0, help="Run an Optuna search with this many trials (overrides the config).")] = None,
+) -> None:
+    """Train, evaluate and register a new model version as 'challenger' (MLflow: MLFLOW_TRACKING_URI, else ./mlflow.db)."""
+    from training.run import train_from_directory
+    from training.settings import load_config
+
+    try:
+        settings = load_config(config)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--config") from None
+    if horizon is not None:
+        settings = settings.with_horizon(horizon)
+    if optuna_trials is not None:
+        settings = settings.model_copy(update={"model": settings.model.model_copy(update={"optuna_trials": optuna_trials})})
+    typer.echo(train_from_directory(data, settings).render())
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Model version number, or an alias such as 'challenger'.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why this version is promoted (recorded as a version tag).")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Promote even if the promotion gate fails (needs --reason).")] = False,
+) -> None:
+    """Move the 'champion' alias to VERSION through the promotion gate, recording who and why."""
+    from training.registry import PromotionRefusedError, RegistryError, promote_version, resolve_store
+
+    store = resolve_store()
+    try:
+        outcome = promote_version(version, store, reason=reason, force=force)
+    except PromotionRefusedError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(code=2) from None
+    except RegistryError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(outcome.render())
+    typer.echo(f"MLflow UI: {store.ui_command()}")
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 in a container.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each loads the model once).")] = 1,
+) -> None:
+    """Run the scoring service (REST, FHIR R4, CDS Hooks) under uvicorn with production settings.
+
+    Configuration comes from CARTSCOUT_* environment variables (see docs/service.md); uvicorn's
+    access log is off because the service writes its own PHI-free JSON line per request.
+    """
+    import uvicorn
+
+    from service.settings import get_settings
+
+    settings = get_settings()
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        proxy_headers=settings.proxy_headers,
+        forwarded_allow_ips=settings.forwarded_allow_ips if settings.proxy_headers else None,
+        server_header=False,
+        timeout_keep_alive=5,
+        log_level="info",
+    )
+
 if __name__ == "__main__":
     app()

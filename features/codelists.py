@@ -25,6 +25,7 @@ CODELIST_FILES = (
     "drug_codes.csv",
     "regimens.csv",
     "car_t_products.csv",
+    "rxnorm_ingredients.csv",
 )
 # Unclassified-drug codes: new drugs are billed under these for months after launch, so they never
 # identify a specific drug on their own (the NDC, when carried, does).
@@ -134,13 +135,14 @@ def _load(directory: Path) -> CodeLists:
     for name in CODELIST_FILES:
         digest.update((directory / name).read_bytes())
     read = lambda name: pd.read_csv(directory / name, dtype=str, keep_default_na=False)  # noqa: E731
-    drugs = _parse_drugs(read("drug_codes.csv"))
+    catalog = _drug_catalog(read("drug_codes.csv"))
+    drugs = pd.concat([_parse_drugs(read("drug_codes.csv")), _parse_rxnorm(read("rxnorm_ingredients.csv"), catalog)], ignore_index=True)
     return CodeLists(
         version=digest.hexdigest()[:16],
         diagnoses=_parse_diagnoses(read("diagnosis_codes.csv")),
         procedures=_parse_procedures(read("procedure_codes.csv")),
         drugs=drugs,
-        drug_catalog=_drug_catalog(read("drug_codes.csv")),
+        drug_catalog=catalog,
         regimens=_parse_regimens(read("regimens.csv")),
         products=_parse_products(read("car_t_products.csv")),
     )
@@ -238,6 +240,21 @@ def _parse_drugs(raw: pd.DataFrame) -> pd.DataFrame:
             rows.append(("hcpcs", code, generic, r.generic, r.drug_class, _counts(r.counts_as_line_of_therapy), r.route))
     cols = ["code_system", "code", "generic", "product", "drug_class", "counts_as_line", "route"]
     return pd.DataFrame(rows, columns=cols).drop_duplicates(["code_system", "code"]).astype("string").reset_index(drop=True)
+
+
+def _parse_rxnorm(raw: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
+    """RxNorm ingredient CUIs (what FHIR medication codings carry) as drug codes of their generic.
+
+    Each row names the LOT generic it belongs to; class, line-counting and route come from the
+    catalog so an RxNorm-coded administration behaves exactly like the HCPCS-billed one.
+    """
+    merged = raw.rename(columns={"rxcui": "code"}).merge(catalog, on="generic", how="left", validate="many_to_one")
+    unknown = merged.loc[merged["drug_class"].isna(), "generic"].tolist()
+    if unknown:
+        raise ValueError(f"rxnorm_ingredients.csv names generic(s) absent from drug_codes.csv: {', '.join(unknown)}")
+    out = merged.assign(code_system="rxnorm", product=merged["rxnorm_name"])
+    cols = ["code_system", "code", "generic", "product", "drug_class", "counts_as_line", "route"]
+    return out[cols].drop_duplicates(["code_system", "code"]).astype("string").reset_index(drop=True)
 
 
 def _parse_regimens(raw: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,125 @@
+"""Code formats of the claims contract: how each code system is written, and its normal form.
+
+Every function takes a text column and returns ``(normalised, malformed)``: the column in the
+form the event model uses, and a boolean mask of non-empty values that do not fit the format.
+Patterns are evaluated on the distinct values only (claims repeat the same few thousand codes
+millions of times), then mapped back, so checking a column costs little more than one hash lookup
+per row.
+
+Formats (what a code *looks like*; whether it exists is the code lists' business):
+
+- ICD-10-CM: letter, digit, letter-or-digit, then up to four more letters/digits, optionally with
+  a dot after the third character (``C83.38`` and ``C8338`` are the same code; stored dotless).
+- HCPCS/CPT: Level II is a letter and four digits (``J9312``); CPT is five digits (``96413``) or
+  four digits and a letter (Category II ``F``, Category III ``T``, PLA ``U``, e.g. ``0537T``).
+- ICD-10-PCS: exactly seven characters from digits and letters other than ``I`` and ``O``.
+- NDC: the 11-digit 5-4-2 form without dashes, leading zeros kept. A dashed 10-digit NDC
+  (4-4-2, 5-3-2 or 5-4-1) is padded to 5-4-2 by the FDA's rule; an undashed 10-digit value is
+  ambiguous (the padding position is unknown) and is malformed.
+- Revenue centre: four digits; a three-digit value gets its leading zero back.
+- Bill type: three characters after dropping the optional leading zero of the four-digit form.
+- Place of service: two digits; one digit gets its leading zero back. MS-DRG: three digits.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?$")
+_HCPCS = re.compile(r"^(?:[A-Z][0-9]{4}|[0-9]{4}[0-9A-Z])$")
+_ICD10PCS = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
+_NDC_DASHED = re.compile(r"^(\d{4,5})-(\d{3,4})-(\d{1,2})$")
+
+
+def _by_unique(values: pd.Series, normalise) -> tuple[pd.Series, pd.Series]:
+    """Apply ``normalise(str) -> str | None`` (None = malformed) to distinct values, map back.
+
+    Works on the Arrow dictionary encoding of the column: the Python function sees each distinct
+    value once, and mapping back is one ``take`` over integer indices.
+    """
+    if values.isna().all():
+        return values.astype("str"), pd.Series(False, index=values.index)
+    array = pa.array(values.astype("str"))
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    array = pc.utf8_trim_whitespace(array)
+    array = pc.if_else(pc.equal(array, ""), pa.scalar(None, array.type), array)
+    encoded = array.dictionary_encode()
+    mapped = pa.array([normalise(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    result = mapped.take(encoded.indices)
+    malformed = pc.and_(pc.is_valid(encoded.indices), pc.is_null(result)).to_numpy(zero_copy_only=False)
+    return pd.Series(result.to_pandas(), index=values.index, dtype="str"), pd.Series(malformed, index=values.index)
+
+
+def normalise_icd10cm(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Dotless upper-case ICD-10-CM; malformed where the shape is not ICD-10-CM."""
+    def one(code: str) -> str | None:
+        code = code.upper()
+        return code.replace(".", "") if _ICD10CM.match(code) else None
+    return _by_unique(values, one)
+
+
+def normalise_hcpcs(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Upper-case HCPCS Level II or CPT code."""
+    def one(code: str) -> str | None:
+        code = code.upper()
+        return code if _HCPCS.match(code) else None
+    return _by_unique(values, one)
+
+
+def normalise_icd10pcs(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Upper-case seven-character ICD-10-PCS code."""
+    def one(code: str) -> str | None:
+        code = code.upper()
+        return code if _ICD10PCS.match(code) else None
+    return _by_unique(values, one)
+
+
+def normalise_ndc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """11-digit NDC (5-4-2 without dashes); dashed 10-digit forms padded, undashed ones rejected."""
+    def one(code: str) -> str | None:
+        if code.isdigit():
+            return code if len(code) == 11 else None
+        m = _NDC_DASHED.match(code)
+        if not m:
+            return None
+        labeler, product, package = m.groups()
+        if len(labeler) + len(product) + len(package) not in (10, 11):
+            return None
+        return labeler.zfill(5) + product.zfill(4) + package.zfill(2)
+    return _by_unique(values, one)
+
+
+def normalise_revenue(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Four-digit revenue centre code (``450`` -> ``0450``)."""
+    def one(code: str) -> str | None:
+        return code.zfill(4) if code.isdigit() and len(code) in (3, 4) else None
+    return _by_unique(values, one)
+
+
+def normalise_bill_type(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Three-character bill type (``0111`` -> ``111``)."""
+    def one(code: str) -> str | None:
+        code = code.upper()
+        if len(code) == 4 and code.startswith("0"):
+            code = code[1:]
+        return code if len(code) == 3 and code[:2].isdigit() else None
+    return _by_unique(values, one)
+
+
+def normalise_place_of_service(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Two-digit place of service (``1`` -> ``01``)."""
+    def one(code: str) -> str | None:
+        return code.zfill(2) if code.isdigit() and len(code) <= 2 else None
+    return _by_unique(values, one)
+
+
+def normalise_drg(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Three-digit DRG (``18`` -> ``018``)."""
+    def one(code: str) -> str | None:
+        return code.zfill(3) if code.isdigit() and len(code) <= 3 else None
+    return _by_unique(values, one)

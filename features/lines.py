@@ -1,0 +1,897 @@
+"""Lines of therapy from dated drug and procedure events (lot_rules.md sections 2 and 4).
+
+CAR T labels are written in line-of-therapy terms ("after two or more lines of systemic therapy"),
+so this module decides who is counted as a candidate. The rules, in the order they are applied:
+
+* Drugs are identified by (code_system, code) through ``codes.drugs``: HCPCS J/Q codes and, after
+  ``CodeLists.with_ndc_crosswalk``, pharmacy NDCs. Biosimilars, SC/IV forms and product codes are
+  already one generic there. Supportive drugs and unknown NDCs are ignored.
+* A line starts with the first systemic anticancer drug; every drug within ``window_days`` of it
+  joins the regimen. Steroids never start a line; steroids inside the window, or up to
+  ``prephase_days`` before it (pre-phase prednisone before R-CHOP), are part of it.
+* A line stays open while qualifying drugs keep coming: an oral fill covers its days supply and a
+  continuous infusion (blinatumomab) its infusion days, so a treatment holiday shorter than
+  ``gap_days`` after the covered period does not break the line. A longer gap closes it; a restart,
+  even of the same regimen, is a new line.
+* After the window a drug not in the regimen starts a new line, unless it substitutes for a regimen
+  drug (``substitution_groups``), is that disease's maintenance drug started within
+  ``maintenance_max_gap_days`` of the last induction dose or transplant, or is a planned addition
+  (CNS prophylaxis; frontline ALL phases). A drug dropped from the combination changes nothing.
+  Maintenance of a regimen drug that starts later than ``maintenance_max_gap_days`` after induction
+  is an unplanned start: a new line (Rajkumar 2015).
+* Autologous or allogeneic SCT within ``sct_after_salvage_days`` of the line's last induction dose,
+  together with conditioning drugs in the ``conditioning_days`` before it (BEAM, melphalan), belongs
+  to that line; otherwise it starts one. Conditioning agents alone never start a line. MS-DRG-only
+  ASCT evidence next to a CAR T infusion is ignored (CAR T grouped to DRG 016 in FY2019-2020).
+* CAR T is one line dated from the infusion. Apheresis up to ``car_t_collection_lookback_days``
+  before it is kept as ``apheresis_date``; drugs between apheresis and infusion (bridging) and
+  Flu/Cy in the ``ld_window_days`` before it (lymphodepletion) are folded into the CAR T line and
+  never start or extend another. Until the infusion happens (apheresis seen, infusion not yet), the
+  bridging drugs are held back the same way, so a member in the CAR T pathway does not gain a line.
+* NOC drug codes (J9999 etc.) never name a drug or start a line; they keep an open line active.
+  Radiation is never a systemic line. Events after a recorded death are ignored.
+
+``end_reason``: ``car_t`` when the next line is a CAR T infusion; ``gap`` when the line lapsed
+(more than the gap without a qualifying drug) before the next line or as_of; ``next_line`` when a
+new line started while it was still open; ``death`` when the member died within the gap of its
+last covered day; ``end_of_data`` when it is still open at as_of. ``end_date`` is the last covered
+day (last administration, or fill date + days supply - 1), capped at the day before the next line,
+the death date and as_of. ``last_admin_date`` is the last administration or fill date of the line
+(the clock relapse proxies use).
+
+Speed: codes are resolved once per unique (code_system, code); events are sorted by (member, day)
+and a compiled kernel walks every member's segment, so one member and a million share one path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from threading import Lock
+
+import numpy as np
+import pandas as pd
+from numba import njit
+from pandas.api.internals import create_dataframe_from_blocks
+
+from features.codelists import CodeLists
+from features.events import day_numbers
+from features.lot_config import DISEASES, LotConfig
+
+LINE_COLUMNS = (
+    "person_id",
+    "line_number",
+    "start_date",
+    "end_date",
+    "drugs",
+    "regimen",
+    "includes_sct",
+    "end_reason",
+    "is_car_t",
+    "drug_classes",
+    "last_admin_date",
+    "maintenance",
+    "apheresis_date",
+    "includes_auto_sct",
+    "includes_allo_sct",
+)
+END_REASONS = ("next_line", "gap", "death", "end_of_data", "car_t")
+
+# Drug roles.
+ROLE_IGNORE, ROLE_LINE, ROLE_STEROID, ROLE_CONDITIONING, ROLE_NOC, ROLE_CAR_T = 0, 1, 2, 3, 4, 5
+# Event types seen by the kernel (-1: irrelevant row).
+E_DRUG, E_AUTO, E_ALLO, E_SCT, E_AUTO_DRG, E_INF, E_COLL, E_DEATH = 0, 1, 2, 3, 4, 5, 6, 7
+# Fold markers (>= 0: index of the CAR T infusion episode the event belongs to).
+F_NONE, F_COND, F_PENDING, F_SKIP = -1, -2, -3, -4
+R_NEXT, R_GAP, R_DEATH, R_EOD, R_CAR_T = 0, 1, 2, 3, 4
+
+_NEG = -(1 << 40)
+_BIG = 1 << 40
+_SCT_EVENTS = {"auto_sct": E_AUTO, "allo_sct": E_ALLO, "auto_or_allo_sct": E_SCT}
+
+
+@dataclass
+class _Tables:
+    """Lookups derived once per (code lists, config): slots, roles, per-disease parameter arrays."""
+
+    slot_names: list[str]
+    slot_class: list[str]
+    slot_index: dict[str, int]
+    role: np.ndarray
+    group: np.ndarray
+    ld: np.ndarray
+    cover: np.ndarray
+    disease_index: dict[str, int]
+    params: np.ndarray  # (n_disease + 1, 5): window, gap, ld, maintenance gap, sct gap
+    maint: np.ndarray
+    add_any: np.ndarray
+    add_front: np.ndarray
+    n_words: int
+    drug_by_code: dict[tuple[str, str], tuple[int, int]]  # (system, code) -> (slot, role)
+    proc_exact: dict[tuple[str, str], str]
+    proc_patterns: list[tuple[str, re.Pattern, str]]
+    car_t_systems: frozenset[str]
+    regimens: dict[str, list[tuple[str, str, list[tuple[frozenset[str], bool]]]]]
+    steroids: frozenset[str]
+    group_rep: dict[str, str]
+    resolved: dict[tuple[str, str], tuple[int, int]]  # memo: (system, code) -> (etype, slot)
+    mask_cache: dict[tuple[int, ...], tuple[list[str], list[str]]]
+    regimen_cache: dict[tuple[int, int, tuple[int, ...]], object]
+
+
+_TABLES: dict[tuple[str, LotConfig], _Tables] = {}
+_LOCK = Lock()
+
+
+def lot_tables(codes: CodeLists, config: LotConfig) -> _Tables:
+    """Build (or fetch) the lookups for these code lists and parameters."""
+    key = (codes.version, config)
+    tables = _TABLES.get(key)
+    if tables is None:
+        with _LOCK:
+            tables = _TABLES.get(key) or _build_tables(codes, config)
+            _TABLES[key] = tables
+    return tables
+
+
+def _role(drug_class: str, counts: str) -> int:
+    if drug_class in ("supportive", "other"):
+        return ROLE_IGNORE
+    if drug_class == "steroid":
+        return ROLE_STEROID
+    if drug_class == "noc":
+        return ROLE_NOC
+    if drug_class == "car_t":
+        return ROLE_CAR_T
+    return ROLE_CONDITIONING if counts == "no" else ROLE_LINE
+
+
+def _build_tables(codes: CodeLists, config: LotConfig) -> _Tables:
+    drugs = codes.drugs.assign(generic=codes.drugs["generic"].str.lower())
+    catalog = codes.drug_catalog.assign(generic=codes.drug_catalog["generic"].str.lower())
+    generics = pd.concat([catalog[["generic", "drug_class", "counts_as_line"]], drugs[["generic", "drug_class", "counts_as_line"]]])
+    generics = generics.drop_duplicates("generic")
+    generics = generics[[_role(c, n) != ROLE_IGNORE for c, n in zip(generics["drug_class"], generics["counts_as_line"])]]
+    names = sorted(generics["generic"])
+    index = {g: i for i, g in enumerate(names)}
+    cls = dict(zip(generics["generic"], generics["drug_class"]))
+    counts = dict(zip(generics["generic"], generics["counts_as_line"]))
+    n = len(names)
+
+    known = set(catalog["generic"])
+    named = set(config.lymphodepletion_drugs) | set(config.infusion_cover_days)
+    for group in config.substitution_groups:
+        named |= group
+    for mapping in (config.maintenance_drugs, config.additions_same_line, config.frontline_additions):
+        for values in mapping.values():
+            named |= set(values)
+    unknown = sorted(named - known)
+    if unknown:
+        raise ValueError(f"LotConfig names drug(s) absent from the code lists: {', '.join(unknown)}")
+    bad_disease = sorted(
+        (set(config.overrides) | set(config.maintenance_drugs) | set(config.additions_same_line) | set(config.frontline_additions))
+        - set(DISEASES)
+    )
+    if bad_disease:
+        raise ValueError(f"LotConfig names unknown disease(s): {', '.join(bad_disease)}")
+
+    role = np.array([_role(cls[g], counts[g]) for g in names], dtype=np.int8)
+    group = np.arange(n, dtype=np.int64)
+    group_rep: dict[str, str] = {g: g for g in names}
+    for members in config.substitution_groups:
+        present = sorted(m for m in members if m in index)
+        for m in present:
+            group[index[m]] = index[present[0]]
+            group_rep[m] = present[0]
+    ld = np.array([g in config.lymphodepletion_drugs for g in names], dtype=np.bool_)
+    cover = np.array([int(config.infusion_cover_days.get(g, 1)) for g in names], dtype=np.int64)
+
+    disease_index = {d: i for i, d in enumerate(DISEASES)}
+    n_dis = len(DISEASES) + 1  # last row: disease unknown
+    params = np.zeros((n_dis, 5), dtype=np.int64)
+    maint = np.zeros((n_dis, max(n, 1)), dtype=np.bool_)
+    add_any = np.zeros_like(maint)
+    add_front = np.zeros_like(maint)
+    for d_i, disease in enumerate([*DISEASES, None]):
+        params[d_i] = [
+            config.for_disease(disease, p)
+            for p in ("window_days", "gap_days", "ld_window_days", "maintenance_max_gap_days", "sct_after_salvage_days")
+        ]
+        for table, mapping in ((maint, config.maintenance_drugs), (add_any, config.additions_same_line), (add_front, config.frontline_additions)):
+            for g in mapping.get(disease or "", ()):
+                if g in index:
+                    table[d_i, index[g]] = True
+
+    drug_by_code = {}
+    for system, code, generic in zip(drugs["code_system"], drugs["code"], drugs["generic"]):
+        if generic in index:
+            drug_by_code[(system, code)] = (index[generic], int(role[index[generic]]))
+    procs = codes.procedures
+    wanted = {"auto_sct", "allo_sct", "auto_or_allo_sct", "car_t_infusion", "car_t_collection"}
+    procs = procs[procs["event"].isin(wanted)]
+    proc_exact = {(s, c): e for s, c, e in zip(procs["code_system"], procs["code"], procs["event"]) if not pd.isna(c)}
+    proc_patterns = [(s, re.compile(p), e) for s, p, e in zip(procs["code_system"], procs["pattern"], procs["event"]) if not pd.isna(p)]
+
+    return _Tables(
+        slot_names=names,
+        slot_class=[cls[g] for g in names],
+        slot_index=index,
+        role=role,
+        group=group,
+        ld=ld,
+        cover=cover,
+        disease_index=disease_index,
+        params=params,
+        maint=maint,
+        add_any=add_any,
+        add_front=add_front,
+        n_words=max(1, (n + 63) // 64),
+        drug_by_code=drug_by_code,
+        proc_exact=proc_exact,
+        proc_patterns=proc_patterns,
+        car_t_systems=frozenset(config.car_t_code_systems),
+        regimens=_parse_regimens(codes.regimens, set(known)),
+        steroids=frozenset(g for g in names if cls[g] == "steroid"),
+        group_rep=group_rep,
+        resolved={},
+        mask_cache={},
+        regimen_cache={},
+    )
+
+
+def _resolve(tables: _Tables, system: str, code: str) -> tuple[int, int]:
+    """(event type, slot) for one (code_system, code); -1 event type when irrelevant to lines."""
+    slot, role = tables.drug_by_code.get((system, code), (-1, ROLE_IGNORE))
+    event = tables.proc_exact.get((system, code))
+    if event is None and system == "icd10pcs":
+        event = next((e for s, p, e in tables.proc_patterns if s == system and p.match(code)), None)
+    if role == ROLE_CAR_T:
+        return E_INF, slot  # a CAR T product code is itself infusion evidence
+    if event in _SCT_EVENTS:
+        return (E_AUTO_DRG if system == "ms_drg" and event == "auto_sct" else _SCT_EVENTS[event]), -1
+    if event in ("car_t_infusion", "car_t_collection") and system in tables.car_t_systems:
+        return (E_INF if event == "car_t_infusion" else E_COLL), -1
+    if role != ROLE_IGNORE:
+        return E_DRUG, slot
+    return -1, -1
+
+
+# Below this many rows a Python dict walk beats pandas' per-call factorize overhead.
+_SMALL = 4096
+
+
+def encode_codes(events: pd.DataFrame, resolve, memo: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``resolve(system, code) -> (a, b)`` to every row, calling it once per unique pair.
+
+    Rows with a missing system or code get (-1, -1). ``memo`` keeps answers across calls, so a
+    real-time request pays only for codes never seen before.
+    """
+    n = len(events)
+    if n == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    if n <= _SMALL:
+        systems = events["code_system"].to_numpy(dtype=object, na_value=None)
+        pairs = list(zip(systems, events["code"].to_numpy(dtype=object, na_value=None)))
+        get = memo.get
+        values = [get(p) for p in pairs]
+        if None in values:
+            for i, (system, code) in enumerate(pairs):
+                if values[i] is None:
+                    hit = (-1, -1) if system is None or code is None else resolve(system, code)
+                    values[i] = memo[(system, code)] = hit
+        both = np.array(values, dtype=np.int64).reshape(n, 2)
+        return both[:, 0], both[:, 1]
+    sys_codes, sys_uniques = pd.factorize(events["code_system"])
+    code_codes, code_uniques = pd.factorize(events["code"])
+    sys_list, code_list = list(sys_uniques), list(code_uniques)
+    n_codes = len(code_list) + 1
+    pair = (sys_codes.astype(np.int64) + 1) * n_codes + (code_codes.astype(np.int64) + 1)
+    pair_codes, pair_uniques = pd.factorize(pair)
+    first = np.empty(len(pair_uniques), dtype=np.int64)
+    second = np.empty(len(pair_uniques), dtype=np.int64)
+    for i, key in enumerate(pair_uniques.tolist()):
+        s_i, c_i = divmod(key, n_codes)
+        if s_i == 0 or c_i == 0:
+            first[i], second[i] = -1, -1
+            continue
+        system, code = str(sys_list[s_i - 1]), str(code_list[c_i - 1])
+        hit = memo.get((system, code))
+        if hit is None:
+            hit = memo[(system, code)] = resolve(system, code)
+        first[i], second[i] = hit
+    return first[pair_codes], second[pair_codes]
+
+
+def factorize_persons(person_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes into the sorted unique person ids, and those ids (object array)."""
+    values = person_ids.to_numpy(dtype=object) if len(person_ids) <= _SMALL else person_ids
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+
+
+def segments(person_codes: np.ndarray, n_persons: int) -> np.ndarray:
+    """Offsets of each person's rows in an array sorted by person code."""
+    seg = np.zeros(n_persons + 1, dtype=np.int64)
+    np.cumsum(np.bincount(person_codes, minlength=n_persons), out=seg[1:])
+    return seg
+
+
+def positions(index: pd.Index, persons: np.ndarray, name: str) -> np.ndarray:
+    """Position of each person in a person-indexed series' index (-1 when absent)."""
+    if len(index) <= 64 and len(persons) <= 64:
+        lookup = {key: i for i, key in enumerate(index.tolist())}
+        if len(lookup) != len(index):
+            raise ValueError(f"{name} has duplicated person_id index values")
+        return np.array([lookup.get(p, -1) for p in persons], dtype=np.int64)
+    if not index.is_unique:
+        raise ValueError(f"{name} has duplicated person_id index values")
+    return index.get_indexer(persons).astype(np.int64)
+
+
+def align_to_persons(series: pd.Series, persons: np.ndarray, name: str) -> np.ndarray:
+    """Values of a person-indexed series in ``persons`` order (missing persons give None)."""
+    where = positions(series.index, persons, name)
+    values = series.to_numpy(dtype=object, na_value=None)
+    out = np.full(len(persons), None, dtype=object)
+    found = where >= 0
+    out[found] = values[where[found]]
+    return out
+
+
+def as_of_days(as_of: pd.Series, persons: np.ndarray) -> np.ndarray:
+    """Each person's as_of as a day number; a person without an as_of date is an error."""
+    where = positions(as_of.index, persons, "as_of")
+    days = as_of.to_numpy(dtype="datetime64[D]").astype(np.int64)
+    missing = where < 0
+    missing[~missing] = days[where[~missing]] <= _NEG
+    if missing.any():
+        raise ValueError(f"as_of has no date for {int(missing.sum())} person_id value(s) present in events")
+    return days[where]
+
+
+def derive_lines(
+    events: pd.DataFrame,
+    diseases: pd.Series,
+    as_of: pd.Series,
+    codes: CodeLists,
+    config: LotConfig = LotConfig(),
+) -> pd.DataFrame:
+    """One row per line of therapy per member (columns ``LINE_COLUMNS``), sorted by member and line.
+
+    ``events`` must already be clipped to each member's ``as_of`` (``clip_to_as_of``); ``diseases``
+    (LBCL, FL, MCL, MZL, CLL_SLL, B_ALL, MM or missing) selects per-disease parameters and regimen
+    names; ``as_of`` caps end dates and decides ``end_of_data`` versus ``gap``.
+    """
+    tables = lot_tables(codes, config)
+    if len(events) == 0:
+        return _empty_lines()
+    etype, slot = encode_codes(events, lambda s, c: _resolve(tables, s, c), tables.resolved)
+    etype = np.where(events["kind"].to_numpy(dtype=object) == "death", E_DEATH, etype)
+    day = day_numbers(events["date"])
+    keep = np.flatnonzero((etype >= 0) & (day > _NEG))
+    if len(keep) == 0:
+        return _empty_lines()
+    person_codes, persons = factorize_persons(events["person_id"])
+    present = np.zeros(len(persons), dtype=bool)
+    present[person_codes[keep]] = True
+    persons = persons[present]
+    person_codes = (np.cumsum(present) - 1)[person_codes[keep]]
+    etype, slot, day = etype[keep], slot[keep], day[keep]
+    supply = events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
+    default_cover = np.where(slot >= 0, tables.cover[np.maximum(slot, 0)], 1)
+    cover = np.where(supply > 0, np.nan_to_num(supply, nan=1.0), default_cover).astype(np.int64)
+
+    order = np.lexsort((cover, slot, etype, day, person_codes))
+    seg = segments(person_codes, len(persons))
+    day, etype, slot, cover = day[order], etype[order], slot[order], cover[order]
+
+    asof_days = as_of_days(as_of, persons)
+    p_dis_names = align_to_persons(diseases, persons, "diseases")
+    unknown_row = len(DISEASES)
+    p_dis = np.array([tables.disease_index.get(d, unknown_row) if isinstance(d, str) else unknown_row for d in p_dis_names], dtype=np.int64)
+
+    out = _lines_kernel(
+        seg, day, etype, slot, cover, p_dis, asof_days,
+        tables.role.astype(np.int64), tables.group, tables.ld, tables.params, tables.maint, tables.add_any, tables.add_front,
+        config.conditioning_days, config.prephase_days, config.car_t_collection_lookback_days, config.car_t_episode_days,
+        tables.n_words,
+    )  # fmt: skip
+    return _assemble(out, persons, p_dis, tables)
+
+
+def columns_to_frame(columns: dict[str, object], n_rows: int) -> pd.DataFrame:
+    """A DataFrame from finished column arrays, built block by block.
+
+    ``pd.DataFrame(dict)`` re-inspects every column (about 20-30 us each), which for one member
+    costs more than deriving the lines. Here numpy columns of one dtype are stacked into one block
+    and extension arrays (string, nullable) become their own blocks, using pandas' public
+    ``create_dataframe_from_blocks``. Every numpy column must be 1-D of length ``n_rows``; object
+    columns must already hold their final Python objects.
+    """
+    groups: dict[np.dtype, list[int]] = {}
+    blocks = []
+    names = list(columns)
+    for i, values in enumerate(columns.values()):
+        if isinstance(values, np.ndarray):
+            if values.shape != (n_rows,):
+                raise ValueError(f"column {names[i]!r} has shape {values.shape}, expected ({n_rows},)")
+            groups.setdefault(values.dtype, []).append(i)
+        else:
+            blocks.append((values, np.array([i], dtype=np.intp)))
+    for positions_ in groups.values():
+        stacked = np.empty((len(positions_), n_rows), dtype=columns[names[positions_[0]]].dtype)
+        for row, i in enumerate(positions_):
+            stacked[row] = columns[names[i]]
+        blocks.append((stacked, np.array(positions_, dtype=np.intp)))
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n_rows), columns=pd.Index(names))
+
+
+def object_column(values: list) -> np.ndarray:
+    """A 1-D object array holding ``values`` as they are (lists stay lists, never a 2-D array)."""
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out
+
+
+def _empty_lines() -> pd.DataFrame:
+    """No lines, with the same columns and dtypes as a non-empty result."""
+    empty = np.zeros(0, dtype=np.int64)
+    mask = np.zeros((0, 1), dtype=np.uint64)
+    no = np.zeros(0, dtype=bool)
+    out = (empty, empty, empty, empty, empty, empty, empty, no, no, no, no, no, mask, mask)
+    return _assemble(out, np.zeros(0, dtype=object), empty, None)
+
+
+def _days_to_dates(days: np.ndarray) -> np.ndarray:
+    out = days.astype("datetime64[D]").astype("datetime64[s]")
+    out[(days <= _NEG) | (days >= _BIG)] = np.datetime64("NaT")
+    return out
+
+
+def _assemble(out: tuple, persons: np.ndarray, p_dis: np.ndarray, tables: _Tables) -> pd.DataFrame:
+    (l_person, l_number, l_start, l_end, l_last, l_aph, l_reason, l_cart, l_auto, l_allo, l_sct, l_maint, out_mask, name_mask) = out
+    if len(l_person) == 0:
+        drugs, classes, regimen = [], [], np.zeros(0, dtype=object)
+    else:
+        drugs, classes = _mask_lists(out_mask, tables)
+        regimen = _regimen_names(name_mask, p_dis[l_person], l_number, l_cart, tables)
+    for i in np.flatnonzero(l_cart):
+        if "car_t" not in classes[i]:
+            classes[i] = sorted([*classes[i], "car_t"])
+    reasons = np.array(END_REASONS, dtype=object)[l_reason]
+    return columns_to_frame(
+        {
+            "person_id": pd.array(persons[l_person], dtype="string"),
+            "line_number": l_number,
+            "start_date": _days_to_dates(l_start),
+            "end_date": _days_to_dates(l_end),
+            "drugs": object_column(drugs),
+            "regimen": pd.array(regimen, dtype="string"),
+            "includes_sct": l_sct,
+            "end_reason": pd.array(reasons, dtype="string"),
+            "is_car_t": l_cart,
+            "drug_classes": object_column(classes),
+            "last_admin_date": _days_to_dates(l_last),
+            "maintenance": l_maint,
+            "apheresis_date": _days_to_dates(l_aph),
+            "includes_auto_sct": l_auto,
+            "includes_allo_sct": l_allo,
+        },
+        len(l_person),
+    )
+
+
+def _unique_rows(matrix: np.ndarray) -> tuple[list[tuple[int, ...]], np.ndarray]:
+    """Unique rows of a small-int matrix (as tuples) and each row's index into them."""
+    if len(matrix) == 1:
+        return [tuple(matrix[0].tolist())], np.zeros(1, dtype=np.int64)
+    view = np.ascontiguousarray(matrix).view(np.dtype((np.void, matrix.dtype.itemsize * matrix.shape[1]))).ravel()
+    _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
+    return [tuple(matrix[i].tolist()) for i in first], inverse.ravel()
+
+
+def _mask_names(mask: tuple[int, ...], tables: _Tables) -> list[str]:
+    names = []
+    for w, word in enumerate(mask):
+        while word:
+            low = word & -word
+            names.append(tables.slot_names[w * 64 + low.bit_length() - 1])
+            word ^= low
+    return sorted(names)
+
+
+def _mask_lists(masks: np.ndarray, tables: _Tables) -> tuple[list[list[str]], list[list[str]]]:
+    uniques, inverse = _unique_rows(masks.astype(np.int64))
+    built = []
+    for mask in uniques:
+        hit = tables.mask_cache.get(mask)
+        if hit is None:
+            names = _mask_names(tuple(int(w) & 0xFFFFFFFFFFFFFFFF for w in mask), tables)
+            classes = sorted({tables.slot_class[tables.slot_index[g]] for g in names})
+            hit = tables.mask_cache[mask] = (names, classes)
+        built.append(hit)
+    return [list(built[i][0]) for i in inverse], [list(built[i][1]) for i in inverse]
+
+
+def _regimen_names(masks: np.ndarray, dis: np.ndarray, numbers: np.ndarray, cart: np.ndarray, tables: _Tables) -> np.ndarray:
+    keys = np.column_stack([dis, np.minimum(numbers, 9), masks.astype(np.int64)])
+    uniques, inverse = _unique_rows(keys)
+    names_by_disease = {i: d for d, i in tables.disease_index.items()}
+    found = []
+    for key in uniques:
+        hit = tables.regimen_cache.get(key)
+        if hit is None:
+            disease = names_by_disease.get(key[0])
+            drugs = _mask_names(tuple(int(w) & 0xFFFFFFFFFFFFFFFF for w in key[2:]), tables)
+            hit = match_regimen(disease, drugs, key[1], tables) if disease else None
+            tables.regimen_cache[key] = hit
+        found.append(hit)
+    return np.array([found[i] for i in inverse], dtype=object)
+
+
+def _parse_regimens(regimens: pd.DataFrame, known: set[str]) -> dict[str, list]:
+    """Regimen components as slots of alternatives, each required or optional.
+
+    The source notation: ``;`` separates components, ``OR``/``or`` separates alternatives,
+    ``(+/- x)`` and ``(+ x)`` are optional additions, other parentheses are comments, and
+    "alternating with" joins two courses. Names not in the drug catalog are comments and dropped.
+    """
+    parsed: dict[str, list] = {}
+
+    def names_in(text: str) -> list[str]:
+        text = text.strip().lower()
+        if text in known:
+            return [text]
+        starts = [k for k in known if text.startswith(k + " ")]
+        return [max(starts, key=len)] if starts else []
+
+    for row in regimens.itertuples(index=False):
+        raw = row.components if isinstance(row.components, str) else ";".join(row.components)
+        optional_text = re.findall(r"\(\+/?-?\s*([^)]*)\)", raw)
+        body = re.sub(r"\([^)]*\)", " ", raw).replace(" alternating with ", ";")
+        slots: list[tuple[frozenset[str], bool]] = []
+        for part in body.split(";"):
+            alternatives = [n for alt in re.split(r"\s+or\s+", part, flags=re.IGNORECASE) for n in names_in(alt)]
+            if alternatives:
+                slots.append((frozenset(alternatives), False))
+        for text in optional_text:
+            for part in text.split(";"):
+                slots.extend((frozenset([n]), True) for n in names_in(part))
+        if any(not opt for _, opt in slots):
+            parsed.setdefault(row.disease, []).append((row.regimen, str(row.typical_line), slots))
+    return parsed
+
+
+def match_regimen(disease: str, drugs: list[str], line_number: int, tables: _Tables) -> str | None:
+    """The regimen of ``disease`` whose components explain the line's drugs, or None.
+
+    Every required non-steroid component must be present and every non-steroid drug must be a
+    component; steroids are optional because oral steroids are often missing from claims. Exact
+    names are tried before substitutions (R-GemOx must not be named R-GDP); among matches the one
+    with most components wins, then the one whose typical line fits ``line_number``.
+    """
+    for rename in (lambda g: g, lambda g: tables.group_rep.get(g, g)):
+        given = {rename(g) for g in drugs if g not in tables.steroids}
+        best, best_key = None, None
+        for order, (name, typical, slots) in enumerate(tables.regimens.get(disease, [])):
+            required = [frozenset(rename(a) for a in alts) for alts, opt in slots if not opt and not (alts & tables.steroids)]
+            allowed = set().union(*(frozenset(rename(a) for a in alts) for alts, _ in slots))
+            if not required or not given or not given <= allowed or not all(alts & given for alts in required):
+                continue
+            stated = re.match(r"(\d)L(\+?)", typical)
+            fits = bool(stated) and (int(stated[1]) == line_number or (stated[2] == "+" and line_number >= int(stated[1])))
+            key = (len(required), fits, -order)
+            if best_key is None or key > best_key:
+                best, best_key = name, key
+        if best is not None:
+            return best
+    return None
+
+
+@njit(cache=True)
+def _set_bit(mask, row, s):
+    mask[row, s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+
+
+@njit(cache=True)
+def _sct_reference(induction_end, last_admin, last_sct):
+    """The day an SCT is measured from: last induction dose (or any dose if the line has only
+    maintenance drugs) or the previous transplant, so an unplanned later second ASCT is a new line."""
+    ref = induction_end if induction_end > _NEG else last_admin
+    return max(ref, last_sct)
+
+
+@njit(cache=True)
+def _lines_kernel(
+    seg, day, etype, slot, cover, p_dis, p_asof,
+    s_role, s_group, s_ld, params, maint, add_any, add_front,
+    cond_days, prephase_days, aph_lookback, ep_days, n_words,
+):  # fmt: skip
+    n = len(day)
+    n_persons = len(seg) - 1
+    cap = n + 1
+    l_person = np.empty(cap, np.int64)
+    l_number = np.empty(cap, np.int64)
+    l_start = np.empty(cap, np.int64)
+    l_cover = np.empty(cap, np.int64)
+    l_last = np.empty(cap, np.int64)
+    l_ind = np.empty(cap, np.int64)
+    l_sctday = np.empty(cap, np.int64)
+    l_lmaint = np.empty(cap, np.int64)
+    l_aph = np.empty(cap, np.int64)
+    l_end = np.empty(cap, np.int64)
+    l_reason = np.empty(cap, np.int64)
+    l_cart = np.zeros(cap, np.bool_)
+    l_auto = np.zeros(cap, np.bool_)
+    l_allo = np.zeros(cap, np.bool_)
+    l_sct = np.zeros(cap, np.bool_)
+    l_maint = np.zeros(cap, np.bool_)
+    out_mask = np.zeros((cap, n_words), np.uint64)
+    name_mask = np.zeros((cap, n_words), np.uint64)
+    fold = np.full(n, F_NONE, np.int64)
+    ep_day = np.empty(n, np.int64)
+    ep_aph = np.empty(n, np.int64)
+    ep_mask = np.zeros((n, n_words), np.uint64)
+    st_day = np.empty(n, np.int64)
+    st_slot = np.empty(n, np.int64)
+    reg = np.zeros(len(s_role), np.bool_)
+    nl = 0
+
+    for m in range(n_persons):
+        a = seg[m]
+        b = seg[m + 1]
+        if a == b:
+            continue
+        dis = p_dis[m]
+        window = params[dis, 0]
+        gap = params[dis, 1]
+        ld_win = params[dis, 2]
+        mgap = params[dis, 3]
+        sgap = params[dis, 4]
+        asof = p_asof[m]
+        if asof < _NEG:
+            asof = _BIG
+        death = _BIG
+        for i in range(a, b):
+            if etype[i] == E_DEATH and day[i] < death:
+                death = day[i]
+        for i in range(a, b):
+            if day[i] > death:
+                fold[i] = F_SKIP
+
+        # CAR T infusion episodes, their apheresis and the drugs folded into them.
+        ne = 0
+        for i in range(a, b):
+            if etype[i] == E_INF and fold[i] != F_SKIP:
+                if ne == 0 or day[i] > ep_day[a + ne - 1] + ep_days:
+                    ep_day[a + ne] = day[i]
+                    ne += 1
+        for k in range(ne):
+            inf = ep_day[a + k]
+            best = _NEG
+            for i in range(a, b):
+                if etype[i] == E_COLL and inf - aph_lookback <= day[i] <= inf and day[i] > best:
+                    best = day[i]
+            if k > 0 and best <= ep_day[a + k - 1]:
+                best = _NEG
+            ep_aph[a + k] = best
+            for w in range(n_words):
+                ep_mask[a + k, w] = 0
+        for i in range(a, b):
+            if etype[i] != E_DRUG or fold[i] != F_NONE:
+                continue
+            s = slot[i]
+            for k in range(ne):
+                inf = ep_day[a + k]
+                aph = ep_aph[a + k]
+                d = day[i]
+                if d == inf or (aph > _NEG and aph <= d <= inf) or (s_ld[s] and inf - ld_win <= d <= inf):
+                    fold[i] = a + k
+                    _set_bit(ep_mask, a + k, s)
+                    break
+        last_inf = ep_day[a + ne - 1] if ne > 0 else _NEG
+        for i in range(a, b):
+            if etype[i] == E_COLL and day[i] > last_inf and fold[i] != F_SKIP:
+                for j in range(a, b):
+                    if etype[j] == E_DRUG and fold[j] == F_NONE and day[i] <= day[j] <= day[i] + aph_lookback:
+                        fold[j] = F_PENDING
+        for i in range(a, b):
+            if etype[i] == E_AUTO_DRG and fold[i] == F_NONE:
+                for k in range(ne):
+                    if abs(day[i] - ep_day[a + k]) <= ep_days:
+                        fold[i] = F_SKIP
+        for i in range(a, b):
+            e = etype[i]
+            if (e == E_AUTO or e == E_ALLO or e == E_SCT or e == E_AUTO_DRG) and fold[i] == F_NONE:
+                for j in range(a, b):
+                    if etype[j] == E_DRUG and fold[j] == F_NONE and day[i] - cond_days <= day[j] <= day[i]:
+                        r = s_role[slot[j]]
+                        if r == ROLE_LINE or r == ROLE_CONDITIONING:
+                            fold[j] = F_COND
+
+        # Walk the member's days in order.
+        is_open = False
+        cur = -1
+        line_no = 0
+        first_line = nl
+        st0 = a
+        st1 = a
+        epq = 0
+        i = a
+        while i < b:
+            d = day[i]
+            if d > death:
+                break
+            j = i
+            while j < b and day[j] == d:
+                j += 1
+            gap_closed = is_open and d - l_cover[cur] > gap
+            has_inf = False
+            ep = -1
+            if epq < ne and ep_day[a + epq] == d:
+                has_inf = True
+                ep = a + epq
+                epq += 1
+            need_line = False
+            trigger = False
+            for k in range(i, j):
+                e = etype[k]
+                if fold[k] == F_SKIP or fold[k] == F_PENDING:
+                    continue
+                if e == E_DRUG:
+                    if fold[k] >= 0:
+                        continue
+                    s = slot[k]
+                    r = s_role[s]
+                    if fold[k] == F_COND:
+                        need_line = True
+                        if not is_open or gap_closed or d - _sct_reference(l_ind[cur], l_last[cur], l_sctday[cur]) > sgap:
+                            trigger = True
+                    elif r == ROLE_LINE:
+                        need_line = True
+                        if not is_open or gap_closed or l_cart[cur]:
+                            trigger = True
+                        elif d <= l_start[cur] + window:
+                            pass
+                        elif reg[s_group[s]]:
+                            if maint[dis, s] and l_ind[cur] > _NEG and l_lmaint[cur] <= l_ind[cur] and d - l_ind[cur] > mgap:
+                                trigger = True
+                        elif maint[dis, s] and l_ind[cur] > _NEG and d - l_ind[cur] <= mgap:
+                            pass
+                        elif add_any[dis, s] or (line_no == 1 and add_front[dis, s]):
+                            pass
+                        else:
+                            trigger = True
+                elif e == E_AUTO or e == E_ALLO or e == E_SCT or e == E_AUTO_DRG:
+                    need_line = True
+                    if not is_open or gap_closed or d - _sct_reference(l_ind[cur], l_last[cur], l_sctday[cur]) > sgap:
+                        trigger = True
+
+            if is_open and gap_closed and (need_line or has_inf):
+                l_reason[cur] = R_CAR_T if has_inf else R_GAP
+                is_open = False
+            if trigger:
+                if is_open:
+                    l_reason[cur] = R_CAR_T if has_inf else R_NEXT
+                cur = nl
+                nl += 1
+                line_no += 1
+                is_open = True
+                l_person[cur] = m
+                l_number[cur] = line_no
+                l_start[cur] = d
+                l_cover[cur] = d
+                l_last[cur] = d
+                l_ind[cur] = _NEG
+                l_sctday[cur] = _NEG
+                l_lmaint[cur] = _NEG
+                l_aph[cur] = _NEG
+                l_cart[cur] = False
+                reg[:] = False
+                for q in range(st0, st1):
+                    if st_day[q] >= d - prephase_days:
+                        _set_bit(out_mask, cur, st_slot[q])
+                        _set_bit(name_mask, cur, st_slot[q])
+                st0 = st1
+
+            live = is_open and d - l_cover[cur] <= gap
+            for k in range(i, j):
+                e = etype[k]
+                f = fold[k]
+                if f == F_SKIP or f == F_PENDING or (e == E_DRUG and f >= 0):
+                    continue
+                if e == E_DRUG:
+                    s = slot[k]
+                    r = s_role[s]
+                    if f == F_COND:
+                        _set_bit(out_mask, cur, s)
+                        l_cover[cur] = max(l_cover[cur], d)
+                        l_last[cur] = d
+                        l_ind[cur] = max(l_ind[cur], d)
+                    elif r == ROLE_LINE:
+                        reg[s_group[s]] = True
+                        _set_bit(out_mask, cur, s)
+                        _set_bit(name_mask, cur, s)
+                        end = d + max(cover[k], 1) - 1
+                        l_cover[cur] = max(l_cover[cur], end)
+                        l_last[cur] = d
+                        if maint[dis, s]:
+                            l_lmaint[cur] = max(l_lmaint[cur], d)
+                        else:
+                            l_ind[cur] = max(l_ind[cur], end)
+                    elif r == ROLE_STEROID:
+                        if live and d <= l_start[cur] + window:
+                            _set_bit(out_mask, cur, s)
+                            _set_bit(name_mask, cur, s)
+                        else:
+                            while st0 < st1 and st_day[st0] < d - prephase_days:
+                                st0 += 1
+                            st_day[st1] = d
+                            st_slot[st1] = s
+                            st1 += 1
+                    elif live and not l_cart[cur]:
+                        # NOC codes and conditioning agents without a transplant keep the line going.
+                        if r == ROLE_CONDITIONING:
+                            _set_bit(out_mask, cur, s)
+                        l_cover[cur] = max(l_cover[cur], d + max(cover[k], 1) - 1)
+                        l_last[cur] = d
+                elif e == E_AUTO or e == E_ALLO or e == E_SCT or e == E_AUTO_DRG:
+                    l_sct[cur] = True
+                    if e == E_AUTO or e == E_AUTO_DRG:
+                        l_auto[cur] = True
+                    if e == E_ALLO:
+                        l_allo[cur] = True
+                    l_sctday[cur] = max(l_sctday[cur], d)
+                    l_cover[cur] = max(l_cover[cur], d)
+                    l_ind[cur] = max(l_ind[cur], d)
+                    l_last[cur] = d
+                elif e == E_INF and slot[k] >= 0 and is_open and l_cart[cur] and not has_inf:
+                    _set_bit(out_mask, cur, slot[k])
+                    _set_bit(name_mask, cur, slot[k])
+
+            if has_inf:
+                if is_open:
+                    l_reason[cur] = R_CAR_T
+                cur = nl
+                nl += 1
+                line_no += 1
+                is_open = True
+                l_person[cur] = m
+                l_number[cur] = line_no
+                l_start[cur] = d
+                l_cover[cur] = d
+                l_last[cur] = d
+                l_ind[cur] = d
+                l_sctday[cur] = _NEG
+                l_lmaint[cur] = _NEG
+                l_aph[cur] = ep_aph[ep]
+                l_cart[cur] = True
+                reg[:] = False
+                for w in range(n_words):
+                    out_mask[cur, w] |= ep_mask[ep, w]
+                for k in range(i, j):
+                    if etype[k] == E_INF and slot[k] >= 0:
+                        _set_bit(out_mask, cur, slot[k])
+                        _set_bit(name_mask, cur, slot[k])
+                st0 = st1
+            i = j
+
+        if is_open:
+            if death < _BIG and death - l_cover[cur] <= gap:
+                l_reason[cur] = R_DEATH
+            elif asof - l_cover[cur] > gap:
+                l_reason[cur] = R_GAP
+            else:
+                l_reason[cur] = R_EOD
+        for q in range(first_line, nl):
+            nxt = l_start[q + 1] - 1 if q + 1 < nl else _BIG
+            end = min(l_cover[q], nxt, death, asof)
+            l_end[q] = max(end, l_start[q])
+            window_q = params[dis, 0]
+            l_maint[q] = l_ind[q] > _NEG and l_lmaint[q] > l_ind[q] + window_q and not l_cart[q]
+
+    return (
+        l_person[:nl], l_number[:nl], l_start[:nl], l_end[:nl], l_last[:nl], l_aph[:nl], l_reason[:nl],
+        l_cart[:nl], l_auto[:nl], l_allo[:nl], l_sct[:nl], l_maint[:nl], out_mask[:nl], name_mask[:nl],
+    )  # fmt: skip

@@ -1,0 +1,185 @@
+"""THE feature pipeline: events in; cohort, lines, treatment summary, eligibility and features out.
+
+``build_features`` is the only implementation. The real-time API calls it with one member, the
+batch scorer with chunks of complete members, Spark inside ``applyInPandas``, and training with
+landmark examples; none of them has a second copy. It computes for many members at once, each with
+their own ``as_of`` date, and it sees only events on or before that date: events are clipped once,
+here, and a death recorded after ``as_of`` is hidden too.
+
+Keys. Every frame is keyed by ``person_id``, and ``as_of`` is a Series indexed by that key. The
+key need not be a real person: training evaluates the same member at several landmark dates by
+giving each (person, as_of) example its own key. :func:`key_landmarks` builds such inputs (events
+repeated per example, already limited to that example's date) and returns the example -> person
+map to join the outputs back.
+
+Single-member cost is dominated by per-call pandas overhead, so the steps hand each other small
+frames and the risk features run on NumPy arrays (see ``features/risk.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import FEATURE_SET_VERSION
+from features.codelists import CodeLists
+from features.cohort import CohortConfig, assign_cohort
+from features.comorbidity import load_charlson_codes
+from features.eligibility import EligibilityRules, assess_eligibility, load_rules
+from features.events import clip_to_as_of
+from features.geography import locate_centers, nearest_center_miles
+from features.lines import derive_lines
+from features.lot_config import LotConfig
+from features.relapse import summarise_treatment
+from features.risk import build_code_tagger, compute_risk_features
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Everything the pipeline derives for a batch of members, with the versions that produced it.
+
+    ``cohort``, ``treatment`` and ``features``: one row per key of ``as_of``; ``lines``: one row
+    per line of therapy; ``eligibility``: one row per key and CAR T product x indication evaluated.
+    """
+
+    cohort: pd.DataFrame
+    lines: pd.DataFrame
+    treatment: pd.DataFrame
+    eligibility: pd.DataFrame
+    features: pd.DataFrame
+    feature_set_version: str
+    rules_version: str
+    codelists_version: str
+
+
+@dataclass(frozen=True)
+class LandmarkInputs:
+    """Pipeline inputs keyed by example id; ``examples`` maps example_id -> person_id, as_of."""
+
+    events: pd.DataFrame
+    persons: pd.DataFrame
+    as_of: pd.Series
+    examples: pd.DataFrame
+
+
+def build_features(
+    events: pd.DataFrame,
+    persons: pd.DataFrame,
+    as_of: pd.Series,
+    codes: CodeLists,
+    *,
+    centers: pd.DataFrame | None = None,
+    zip_centroids: pd.DataFrame | None = None,
+    rules: EligibilityRules | None = None,
+    lot_config: LotConfig | None = None,
+    cohort_config: CohortConfig | None = None,
+) -> FeatureSet:
+    """Derive cohort, lines, treatment summary, label eligibility and risk features as of each member's date.
+
+    ``events`` and ``persons`` are in the event model (``features.events``); ``as_of`` is indexed
+    by ``person_id`` (one date per member; members absent from it are ignored). ``centers`` is the
+    operator's CAR T centre list (``name, zip, latitude, longitude``) and ``zip_centroids`` the
+    table from ``features.geography.load_zip_centroids``; without either, distance is NaN.
+    ``rules`` defaults to the packaged label rules.
+    """
+    as_of = _check_as_of(as_of)
+    keys = as_of.index
+    clipped = clip_to_as_of(events, as_of)
+    persons = _clip_persons(persons, as_of)
+    rules = rules if rules is not None else load_rules()
+
+    cohort = assign_cohort(clipped, persons, as_of, codes, config=cohort_config or CohortConfig())
+    diseases = _cohort_diseases(cohort)
+    lines = derive_lines(clipped, diseases, as_of, codes, lot_config or LotConfig())
+    treatment = summarise_treatment(lines, clipped, diseases, as_of, codes)
+    eligibility = assess_eligibility(persons, cohort, treatment, as_of, rules)
+
+    distance = None
+    if centers is not None and zip_centroids is not None:
+        rows = pd.Index(persons["person_id"].to_numpy(dtype=object)).get_indexer(keys)
+        zips = persons["zip_code"].to_numpy(dtype=object, na_value=None)[np.maximum(rows, 0)]
+        zips = np.where(rows >= 0, zips, None)
+        distance = nearest_center_miles(pd.Series(zips, dtype="string"), zip_centroids, locate_centers(centers, zip_centroids))
+    features = compute_risk_features(
+        clipped,
+        persons,
+        as_of,
+        cohort=cohort,
+        lines=lines,
+        treatment=treatment,
+        eligibility=eligibility,
+        tagger=build_code_tagger(codes),
+        charlson=load_charlson_codes(),
+        center_distance_miles=distance,
+    )
+    return FeatureSet(
+        cohort=cohort,
+        lines=lines,
+        treatment=treatment,
+        eligibility=eligibility,
+        features=features,
+        feature_set_version=FEATURE_SET_VERSION,
+        rules_version=rules.version,
+        codelists_version=codes.version,
+    )
+
+
+def key_landmarks(events: pd.DataFrame, persons: pd.DataFrame, landmarks: pd.DataFrame) -> LandmarkInputs:
+    """Re-key inputs so that each (person_id, as_of) row of ``landmarks`` is its own pipeline member.
+
+    The example id is ``"<person_id>@<YYYY-MM-DD>"``. Each example gets only the events on or
+    before its own date, so repeating a member's history per landmark costs memory only for the
+    part of the history each landmark can see.
+    """
+    missing = {"person_id", "as_of"} - set(landmarks.columns)
+    if missing:
+        raise ValueError(f"landmarks frame lacks column(s): {', '.join(sorted(missing))}")
+    examples = landmarks[["person_id", "as_of"]].drop_duplicates().reset_index(drop=True)
+    examples["person_id"] = examples["person_id"].astype("string")
+    examples["as_of"] = pd.to_datetime(examples["as_of"]).astype("datetime64[s]")
+    examples.insert(0, "example_id", examples["person_id"] + "@" + examples["as_of"].dt.strftime("%Y-%m-%d"))
+    repeated = events.merge(examples, on="person_id", how="inner", suffixes=("", "_landmark"))
+    repeated = repeated[repeated["date"].le(repeated["as_of"]).to_numpy(dtype=bool, na_value=False)]
+    keyed_events = repeated.drop(columns=["person_id", "as_of"]).rename(columns={"example_id": "person_id"})[list(events.columns)]
+    keyed_persons = persons.merge(examples[["example_id", "person_id"]], on="person_id", how="inner")
+    keyed_persons = keyed_persons.drop(columns=["person_id"]).rename(columns={"example_id": "person_id"})[list(persons.columns)]
+    as_of = pd.Series(examples["as_of"].to_numpy(), index=pd.Index(examples["example_id"], name="person_id"), name="as_of")
+    return LandmarkInputs(keyed_events.reset_index(drop=True), keyed_persons.reset_index(drop=True), as_of, examples)
+
+
+def _check_as_of(as_of: pd.Series) -> pd.Series:
+    """``as_of`` as datetime64[s] at day resolution, indexed by unique string keys without gaps."""
+    if not isinstance(as_of, pd.Series):
+        raise TypeError("as_of must be a pandas Series indexed by person_id")
+    if not as_of.index.is_unique:
+        raise ValueError("as_of index (person_id) has duplicates: give each member one evaluation date, or key examples with key_landmarks")
+    values = as_of.to_numpy() if as_of.dtype.kind == "M" else pd.to_datetime(as_of).to_numpy()
+    days = values.astype("datetime64[D]")
+    if np.isnat(days).any():
+        raise ValueError(f"as_of is missing for {int(np.isnat(days).sum())} member(s)")
+    index = as_of.index if as_of.index.dtype == "string" else as_of.index.astype("string")
+    return pd.Series(days.astype("datetime64[s]"), index=index.rename("person_id"), name="as_of")
+
+
+def _clip_persons(persons: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
+    """Persons of the batch only, with a death after a member's ``as_of`` hidden (it is future information)."""
+    ids = persons["person_id"].to_numpy(dtype=object)
+    rows = as_of.index.get_indexer(ids)
+    keep = persons if (rows >= 0).all() else persons[rows >= 0]
+    rows = rows[rows >= 0]
+    death = keep["death_date"].to_numpy(dtype="datetime64[s]") if "death_date" in keep.columns else None
+    if death is not None and (~np.isnat(death)).any():
+        future = death > as_of.to_numpy(dtype="datetime64[s]")[rows]
+        if future.any():
+            keep = keep.assign(death_date=np.where(future, np.datetime64("NaT"), death).astype("datetime64[s]"))
+    return keep.reset_index(drop=True)
+
+
+def _cohort_diseases(cohort: pd.DataFrame) -> pd.Series:
+    """Disease per cohort member (indexed by person_id): the input the lines and relapse steps expect."""
+    members = cohort["in_cohort"].to_numpy(dtype=bool, na_value=False)
+    ids = cohort["person_id"].to_numpy(dtype=object)[members]
+    disease = cohort["disease"].to_numpy(dtype=object, na_value=None)[members]
+    return pd.Series(disease, index=pd.Index(ids, dtype="string", name="person_id"), name="disease", dtype="string")

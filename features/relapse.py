@@ -1,0 +1,346 @@
+"""Relapse/refractory status and treatment history per member as of a date (lot_rules.md section 3).
+
+The CAR T labels ask claims questions: how many prior lines, which drug classes, relapse within
+12 months of first-line chemoimmunotherapy, refractory disease, lenalidomide-refractory myeloma.
+``summarise_treatment`` answers them from the lines of ``features.lines.derive_lines`` and the
+clipped events, one row per member of ``as_of``.
+
+Clocks and proxies (parameters in ``features.lot_config.RelapseConfig``):
+
+* ``line1_end`` is the **last administration** of line 1 (``last_admin_date``), not the end of
+  its covered period: the published Flatiron LBCL study admits 2L patients who "initiated ...
+  2L therapy within 12 months of ending a 1L chemo+anti-CD20 treatment", and the end of
+  treatment in claims is the last dose. ``days_line1_end_to_line2_start`` and ``early_relapse``
+  (<= 365 days) use that clock.
+* ``line2_start`` is the start of line 2; when line 2 is a CAR T line, its apheresis date (if
+  seen) is used, because relapse therapy began there, not at the infusion weeks later.
+* ``primary_refractory``: 2L starts <= 90 days after the end of 1L, or 1L stopped before 4
+  cycles (cycle length from the matched regimen, else 21 days) and another line started.
+  Missing (NA) when there is no line 2: the claims cannot tell.
+* ``progressed_after_last_line`` looks after the start of the last prior (non-CAR T) line for: a
+  CAR T line started after it, a relapse-coded diagnosis (ICD-10-CM 5th character 2) of the
+  member's disease, a return to an active-disease code after a remission code, or CAR T
+  work-up (apheresis/cell preparation codes). ``progression_evidence`` names what was found.
+* ``lenalidomide_refractory`` (myeloma proxy of "progression on or within 60 days of the last
+  dose"): a line (number >= 2) starts while lenalidomide supply is active or <= 60 days after
+  the end of its last supply before that start. It is computed for every member; only the
+  myeloma labels read it.
+* Class exposure flags come from every administration or fill on or before as_of, including
+  bridging therapy and lymphodepletion (cyclophosphamide is an alkylator exposure).
+"""
+
+from __future__ import annotations
+
+import re
+from threading import Lock
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from features.codelists import CodeLists
+from features.events import day_numbers
+from features.lines import _NEG, _SMALL, _days_to_dates, align_to_persons, columns_to_frame, encode_codes, positions, segments
+from features.lot_config import DISEASES, LotConfig, RelapseConfig
+
+# Event tags resolved from (code_system, code).
+T_NONE, T_RELAPSE, T_REMISSION, T_INDEX, T_WORKUP, T_DRUG, T_LENALIDOMIDE = 0, 1, 2, 3, 4, 5, 6
+# Progression evidence bits.
+EV_CAR_T_LINE, EV_RELAPSE_DX, EV_RETURN_DX, EV_WORKUP = 1, 2, 4, 8
+_EVIDENCE_TEXT = (
+    (EV_CAR_T_LINE, "CAR T infusion"),
+    (EV_RELAPSE_DX, "relapse-coded diagnosis"),
+    (EV_RETURN_DX, "active-disease code after a remission code"),
+    (EV_WORKUP, "CAR T apheresis/work-up"),
+)
+_CAR_T_WORKUP = ("car_t_collection", "car_t_preparation")
+
+_TABLES: dict[tuple, dict] = {}
+_LOCK = Lock()
+
+
+def _disease_of_group(group: str) -> str | None:
+    """Which target disease a diagnosis group belongs to (``MM_related`` -> MM), if any."""
+    base = re.sub(r"_(related|possible)$", "", group)
+    return base if base in DISEASES else None
+
+
+def _tables(codes: CodeLists, config: RelapseConfig, lot: LotConfig) -> dict:
+    key = (codes.version, config, lot)
+    tables = _TABLES.get(key)
+    if tables is not None:
+        return tables
+    with _LOCK:
+        diagnoses = codes.diagnoses
+        prefixes = {}
+        for prefix, group, role in zip(diagnoses["prefix"], diagnoses["disease_group"], diagnoses["role"]):
+            prefixes.setdefault(prefix, (group, role))
+        classes = list(config.exposure_classes)
+        class_index = {c: i for i, c in enumerate(classes)}
+        drug_class = {}
+        for system, code, generic, cls in zip(codes.drugs["code_system"], codes.drugs["code"], codes.drugs["generic"], codes.drugs["drug_class"]):
+            if cls in class_index:
+                drug_class[(system, code)] = (class_index[cls], str(generic).lower() == "lenalidomide")
+        procs = codes.procedures[codes.procedures["event"].isin(_CAR_T_WORKUP) & codes.procedures["code_system"].isin(lot.car_t_code_systems)]
+        workup = set(zip(procs["code_system"], procs["code"]))
+        cycle_days = {}
+        for name, text in zip(codes.regimens["regimen"], codes.regimens["cycle_days"]):
+            number = re.match(r"\D*?(\d+)", str(text))
+            if number and "n/a" not in str(text) and "continuous" not in str(text):
+                cycle_days.setdefault(name, int(number[1]))
+        triple = [class_index[c] for c in config.triple_classes]
+        tables = {
+            "prefixes": prefixes,
+            "max_prefix": max((len(p) for p in prefixes), default=0),
+            "classes": classes,
+            "drug_class": drug_class,
+            "workup": workup,
+            "cycle_days": cycle_days,
+            "triple_mask": sum(1 << i for i in triple),
+            "disease_index": {d: i for i, d in enumerate(DISEASES)},
+            "resolved": {},
+        }
+        _TABLES[key] = tables
+    return tables
+
+
+def _resolve(tables: dict, system: str, code: str) -> tuple[int, int]:
+    """(tag, value): diagnosis role with the disease index, CAR T work-up, or drug class index."""
+    if system == "icd10cm":
+        for length in range(min(len(code), tables["max_prefix"]), 2, -1):
+            hit = tables["prefixes"].get(code[:length])
+            if hit is not None:
+                group, role = hit
+                disease = _disease_of_group(group)
+                tag = {"relapse_marker": T_RELAPSE, "remission_marker": T_REMISSION, "index_dx": T_INDEX}.get(role, T_NONE)
+                if tag == T_NONE or disease is None:
+                    return T_NONE, -1
+                return tag, tables["disease_index"][disease]
+        return T_NONE, -1
+    if (system, code) in tables["workup"]:
+        return T_WORKUP, -1
+    hit = tables["drug_class"].get((system, code))
+    if hit is not None:
+        return (T_LENALIDOMIDE if hit[1] else T_DRUG), hit[0]
+    return T_NONE, -1
+
+
+def summarise_treatment(
+    lines: pd.DataFrame,
+    events: pd.DataFrame,
+    diseases: pd.Series,
+    as_of: pd.Series,
+    codes: CodeLists,
+    config: RelapseConfig = RelapseConfig(),
+    lot_config: LotConfig = LotConfig(),
+) -> pd.DataFrame:
+    """One row per member of ``as_of`` (column ``person_id``) with the treatment summary.
+
+    ``lines`` is the output of ``derive_lines`` and ``events`` the clipped events it was derived
+    from. Members without lines get zero prior lines, False flags and missing dates.
+    """
+    tables = _tables(codes, config, lot_config)
+    persons = as_of.index
+    n_persons = len(persons)
+    asof_day = as_of.to_numpy(dtype="datetime64[D]").astype(np.int64)
+    dis_names = align_to_persons(diseases, np.asarray(persons, dtype=object), "diseases")
+    p_dis = np.array([tables["disease_index"].get(d, -1) if isinstance(d, str) else -1 for d in dis_names], dtype=np.int64)
+
+    # Lines, sorted by member (as_of order) and line number.
+    l_person = positions(persons, lines["person_id"].to_numpy(dtype=object), "as_of")
+    l_number = lines["line_number"].to_numpy(dtype=np.int64)
+    l_order = np.lexsort((l_number, l_person))
+    l_order = l_order[l_person[l_order] >= 0]
+    l_seg = segments(l_person[l_order], n_persons)
+
+    def line_days(column: str) -> np.ndarray:
+        return lines[column].to_numpy(dtype="datetime64[D]")[l_order].astype(np.int64)
+
+    l_start, l_last, l_aph = line_days("start_date"), line_days("last_admin_date"), line_days("apheresis_date")
+    l_cart = lines["is_car_t"].to_numpy(dtype=bool)[l_order]
+    l_auto = lines["includes_auto_sct"].to_numpy(dtype=bool)[l_order]
+    regimens = lines["regimen"].to_numpy(dtype=object, na_value=None)[l_order]
+    l_cycle = np.array([tables["cycle_days"].get(r, config.default_cycle_days) if r else config.default_cycle_days for r in regimens], dtype=np.int64)
+
+    # Events: diagnoses, work-up, drug classes.
+    tag, value = encode_codes(events, lambda s, c: _resolve(tables, s, c), tables["resolved"])
+    keep = np.flatnonzero(tag > T_NONE)
+    ids = events["person_id"].to_numpy(dtype=object) if len(events) <= _SMALL else events["person_id"].take(keep).to_numpy(dtype=object)
+    e_person = positions(persons, ids[keep] if len(events) <= _SMALL else ids, "as_of")
+    e_day = day_numbers(events["date"])[keep] if len(events) else np.zeros(0, np.int64)
+    supply = events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan)[keep] if len(events) else np.zeros(0)
+    e_cover = np.where(supply > 0, np.nan_to_num(supply, nan=1.0), 1).astype(np.int64)
+    e_tag, e_value = tag[keep], value[keep]
+    valid = e_person >= 0
+    e_order = np.flatnonzero(valid)[np.lexsort((e_day[valid], e_person[valid]))]
+    e_person, e_day, e_cover, e_tag, e_value = e_person[e_order], e_day[e_order], e_cover[e_order], e_tag[e_order], e_value[e_order]
+    e_seg = segments(e_person, n_persons)
+
+    out = _summary_kernel(
+        l_seg, l_number[l_order], l_start, l_last, l_aph, l_cart, l_auto, l_cycle,
+        e_seg, e_day, e_cover, e_tag, e_value, p_dis, asof_day,
+        config.early_relapse_days, config.refractory_days, config.refractory_min_cycles, config.drug_refractory_days,
+    )  # fmt: skip
+    return _assemble(out, persons, regimens, l_seg, tables, config)
+
+
+def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.ndarray, tables: dict, config: RelapseConfig) -> pd.DataFrame:
+    (prior, l1_start, l1_end, l2_start, has_l1, has_l2, early, refractory, progressed, ev_bits, ev_day,
+     exposure, len_ref, asct, cart_day, last_start, last_treat, asof) = out  # fmt: skip
+    gap = l2_start - l1_end
+    both = has_l1 & has_l2
+    columns = {
+        "person_id": pd.array(np.asarray(persons, dtype=object), dtype="string"),
+        "prior_lines": prior,
+        "line1_start": _days_to_dates(np.where(has_l1, l1_start, _NEG)),
+        "line1_end": _days_to_dates(np.where(has_l1, l1_end, _NEG)),
+        "line2_start": _days_to_dates(np.where(has_l2, l2_start, _NEG)),
+        "days_line1_end_to_line2_start": pd.array(np.where(both, gap, 0), dtype="Int64"),
+        "early_relapse": pd.array(early, dtype="boolean"),
+        "primary_refractory": pd.array(refractory, dtype="boolean"),
+        "progressed_after_last_line": progressed,
+        "progression_evidence": pd.array(_evidence_text(ev_bits, ev_day), dtype="string"),
+    }
+    columns["days_line1_end_to_line2_start"][~both] = pd.NA
+    columns["early_relapse"][~both] = pd.NA
+    columns["primary_refractory"][~both] = pd.NA
+    for i, cls in enumerate(tables["classes"]):
+        columns[f"exposed_{config.exposure_classes[cls]}"] = (exposure & (1 << i)) != 0
+    columns["triple_class_exposed"] = (exposure & tables["triple_mask"]) == tables["triple_mask"]
+    columns["lenalidomide_refractory"] = len_ref
+    columns["prior_asct"] = asct
+    columns["car_t_received"] = cart_day > _NEG
+    columns["car_t_date"] = _days_to_dates(cart_day)
+    has_any = l_seg[1:] > l_seg[:-1]
+    columns["days_since_last_line_start"] = pd.array(np.where(has_any, asof - last_start, 0), dtype="Int64")
+    columns["days_since_last_treatment"] = pd.array(np.where(has_any, asof - last_treat, 0), dtype="Int64")
+    columns["days_since_last_line_start"][~has_any] = pd.NA
+    columns["days_since_last_treatment"][~has_any] = pd.NA
+    first_line = np.full(len(persons), None, dtype=object)
+    first_line[has_l1] = regimens[l_seg[:-1][has_l1]]
+    columns["line1_regimen"] = pd.array(first_line, dtype="string")
+    return columns_to_frame(columns, len(persons))
+
+
+def _evidence_text(bits: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Short text per member naming each kind of progression evidence and its first date."""
+    text = np.full(len(bits), "", dtype=object)
+    for i in np.flatnonzero(bits):
+        parts = []
+        for k, (bit, label) in enumerate(_EVIDENCE_TEXT):
+            if bits[i] & bit:
+                parts.append(f"{label} {np.datetime64(int(days[i, k]), 'D')}")
+        text[i] = "; ".join(parts)
+    return text
+
+
+@njit(cache=True)
+def _summary_kernel(
+    l_seg, l_number, l_start, l_last, l_aph, l_cart, l_auto, l_cycle,
+    e_seg, e_day, e_cover, e_tag, e_value, p_dis, p_asof,
+    early_days, refractory_days, min_cycles, drug_refractory_days,
+):  # fmt: skip
+    n = len(p_asof)
+    prior = np.zeros(n, np.int64)
+    l1_start = np.zeros(n, np.int64)
+    l1_end = np.zeros(n, np.int64)
+    l2_start = np.zeros(n, np.int64)
+    has_l1 = np.zeros(n, np.bool_)
+    has_l2 = np.zeros(n, np.bool_)
+    early = np.zeros(n, np.bool_)
+    refractory = np.zeros(n, np.bool_)
+    progressed = np.zeros(n, np.bool_)
+    ev_bits = np.zeros(n, np.int64)
+    ev_day = np.zeros((n, 4), np.int64)
+    exposure = np.zeros(n, np.int64)
+    len_ref = np.zeros(n, np.bool_)
+    asct = np.zeros(n, np.bool_)
+    cart_day = np.full(n, _NEG, np.int64)
+    last_start = np.full(n, _NEG, np.int64)
+    last_treat = np.full(n, _NEG, np.int64)
+    for p in range(n):
+        asof = p_asof[p]
+        a, b = l_seg[p], l_seg[p + 1]
+        last_prior = -1
+        early_stop = False
+        for q in range(a, b):
+            if l_start[q] > asof:
+                continue
+            if not l_cart[q]:
+                prior[p] += 1
+                last_prior = q
+            elif cart_day[p] == _NEG:
+                cart_day[p] = l_start[q]
+            if l_auto[q]:
+                asct[p] = True
+            last_start[p] = max(last_start[p], l_start[q])
+            last_treat[p] = max(last_treat[p], l_last[q])
+            if l_number[q] == 1:
+                has_l1[p] = True
+                l1_start[p] = l_start[q]
+                l1_end[p] = l_last[q]
+                cycles = int(np.floor((l_last[q] - l_start[q]) / l_cycle[q] + 0.5)) + 1
+                early_stop = cycles < min_cycles
+            elif l_number[q] == 2:
+                has_l2[p] = True
+                l2_start[p] = l_aph[q] if l_cart[q] and l_aph[q] > _NEG else l_start[q]
+        if has_l1[p] and has_l2[p]:
+            gap = l2_start[p] - l1_end[p]
+            early[p] = gap <= early_days
+            refractory[p] = gap <= refractory_days or early_stop
+
+        ea, eb = e_seg[p], e_seg[p + 1]
+        dis = p_dis[p]
+        after = l_start[last_prior] if last_prior >= 0 else _NEG
+        remission_seen = _NEG
+        len_end = _NEG
+        q = a
+        for i in range(ea, eb):
+            d = e_day[i]
+            if d > asof:
+                continue
+            t = e_tag[i]
+            # Lines that start before this event: check lenalidomide supply against their start.
+            while q < b and l_start[q] <= d:
+                if l_number[q] >= 2 and l_start[q] <= asof and len_end > _NEG and l_start[q] <= len_end + drug_refractory_days:
+                    len_ref[p] = True
+                q += 1
+            if t == 5 or t == 6:
+                exposure[p] |= np.int64(1) << np.int64(e_value[i])
+                if t == 6:
+                    len_end = max(len_end, d + max(e_cover[i], 1) - 1)
+                continue
+            same = dis < 0 or e_value[i] == dis
+            if t == 2 and same:
+                remission_seen = d if remission_seen == _NEG else remission_seen
+            if last_prior < 0 or d <= after:
+                continue
+            if t == 1 and same:
+                _note(ev_bits, ev_day, p, 1, d)
+            elif t == 3 and same and remission_seen > _NEG and d > remission_seen:
+                _note(ev_bits, ev_day, p, 2, d)
+            elif t == 4:
+                _note(ev_bits, ev_day, p, 3, d)
+        while q < b:
+            if l_number[q] >= 2 and l_start[q] <= asof and len_end > _NEG and l_start[q] <= len_end + drug_refractory_days:
+                len_ref[p] = True
+            q += 1
+        if last_prior >= 0:
+            for r in range(last_prior + 1, b):
+                if l_cart[r] and l_start[r] <= asof and l_start[r] > after:
+                    _note(ev_bits, ev_day, p, 0, l_start[r])
+                    break
+        progressed[p] = ev_bits[p] != 0
+    return (
+        prior, l1_start, l1_end, l2_start, has_l1, has_l2, early, refractory, progressed, ev_bits, ev_day,
+        exposure, len_ref, asct, cart_day, last_start, last_treat, p_asof,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def _note(bits, days, p, k, d):
+    """Record evidence kind ``k`` for member ``p`` on day ``d`` (the first date is kept)."""
+    bit = np.int64(1) << np.int64(k)
+    if bits[p] & bit == 0:
+        bits[p] |= bit
+        days[p, k] = d

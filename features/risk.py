@@ -1,0 +1,341 @@
+"""Risk features: one row per member, the columns of ``features.catalog.FEATURE_NAMES``.
+
+Everything here runs on NumPy arrays indexed by *member position* (the order of ``as_of``), with
+codes looked up once per distinct (code system, code) pair. That keeps one implementation cheap in
+both regimes that matter: a single member in a real-time request (where pandas per-call overhead,
+not arithmetic, dominates) and chunks of many thousands of members in batch. The inputs are the
+clipped events and the outputs of the cohort, lines, treatment and eligibility steps, so a feature
+never re-derives a clinical fact those steps own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import DISEASE_LEVELS, FEATURE_NAMES, PAYER_LEVELS, SEX_LEVELS, UTILISATION_WINDOWS_DAYS
+from features.codelists import CodeLists
+from features.comorbidity import CharlsonCodes, score_charlson
+from features.events import day_numbers
+
+# Event tags: what an event means for utilisation and referral features.
+_TAGS = (
+    "pet_ct",
+    "marrow_biopsy",
+    "radiation",
+    "em_new",
+    "em_established",
+    "car_t_workup",
+    "stem_cell_workup",
+    "relapse_code",
+    "remission_code",
+    "toxicity_code",
+    "cellular_therapy_history",
+)
+_TAG = {t: i for i, t in enumerate(_TAGS)}
+# procedure_codes.csv ``event`` -> tag. CAR T collection, cell preparation and generic leukapheresis
+# all mean the member is already in a cellular-therapy work-up.
+_PROCEDURE_TAGS = {
+    "pet_ct": "pet_ct",
+    "marrow_biopsy": "marrow_biopsy",
+    "radiation": "radiation",
+    "em_new_patient": "em_new",
+    "em_consult": "em_new",
+    "em_established": "em_established",
+    "car_t_collection": "car_t_workup",
+    "car_t_preparation": "car_t_workup",
+    "apheresis": "car_t_workup",
+    "stem_cell_collection": "stem_cell_workup",
+    "stem_cell_mobilization": "stem_cell_workup",
+}
+_DIAGNOSIS_ROLE_TAGS = {
+    "relapse_marker": "relapse_code",
+    "remission_marker": "remission_code",
+    "toxicity": "toxicity_code",
+    "car_t_history": "cellular_therapy_history",
+}
+_EXPOSURE_COLUMNS = ("anti_cd20", "anthracycline", "btki", "bcl2i", "imid", "pi", "anti_cd38", "bispecific", "alkylator")
+_CHARLSON_LOOKBACK_DAYS = 365
+
+
+@dataclass(frozen=True)
+class CodeTagger:
+    """(code system, code) -> event tag, built once per code-list version."""
+
+    version: str
+    exact: dict[tuple[str, str], int]
+    patterns: tuple[tuple[str, object, int], ...]
+    diagnosis_prefixes: dict[str, int]
+    max_prefix: int
+
+    def tag(self, system: str, code: str) -> int:
+        if system == "icd10cm":
+            for length in range(min(len(code), self.max_prefix), 2, -1):
+                hit = self.diagnosis_prefixes.get(code[:length])
+                if hit is not None:
+                    return hit
+            return -1
+        hit = self.exact.get((system, code))
+        if hit is not None:
+            return hit
+        for pattern_system, pattern, tag in self.patterns:
+            if pattern_system == system and pattern.match(code):
+                return tag
+        return -1
+
+
+_TAGGERS: dict[str, CodeTagger] = {}
+
+
+def build_code_tagger(codes: CodeLists) -> CodeTagger:
+    """The tag lookup for a code-list version (memoised: code lists are immutable per version)."""
+    cached = _TAGGERS.get(codes.version)
+    if cached is not None:
+        return cached
+    import re
+
+    procedures = codes.procedures[codes.procedures["event"].isin(list(_PROCEDURE_TAGS))]
+    exact, patterns = {}, []
+    for system, code, pattern, event in procedures[["code_system", "code", "pattern", "event"]].itertuples(index=False):
+        tag = _TAG[_PROCEDURE_TAGS[event]]
+        if pd.notna(code):
+            exact[(system, code)] = tag
+        elif pd.notna(pattern):
+            patterns.append((system, re.compile(pattern), tag))
+    diagnoses = codes.diagnoses[codes.diagnoses["role"].isin(list(_DIAGNOSIS_ROLE_TAGS))]
+    # The diagnosis list mixes roles under shared prefixes (C91.0 index vs C91.02 relapse); keep the
+    # longest prefix of every role so that only the specific code carries the tag.
+    prefixes = {p: _TAG[_DIAGNOSIS_ROLE_TAGS[r]] for p, r in zip(diagnoses["prefix"], diagnoses["role"])}
+    all_prefixes = dict(zip(codes.diagnoses["prefix"], codes.diagnoses["role"]))
+    for prefix, role in all_prefixes.items():
+        if role not in _DIAGNOSIS_ROLE_TAGS:
+            prefixes.setdefault(prefix, -1)
+    tagger = CodeTagger(
+        codes.version, exact, tuple(patterns), prefixes, max((len(p) for p in prefixes), default=3)
+    )
+    _TAGGERS[codes.version] = tagger
+    return tagger
+
+
+def compute_risk_features(
+    events: pd.DataFrame,
+    persons: pd.DataFrame,
+    as_of: pd.Series,
+    *,
+    cohort: pd.DataFrame,
+    lines: pd.DataFrame,
+    treatment: pd.DataFrame,
+    eligibility: pd.DataFrame,
+    tagger: CodeTagger,
+    charlson: CharlsonCodes,
+    center_distance_miles: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One row per entry of ``as_of`` (same order): ``person_id``, ``as_of``, then every catalog feature.
+
+    ``events`` must already be clipped to each member's ``as_of``; the windows count events in
+    the ``w`` days up to and including it. ``center_distance_miles`` is aligned with ``as_of``.
+    """
+    keys = as_of.index.to_numpy(dtype=object)
+    key_index = pd.Index(keys)
+    n = len(keys)
+    as_of_day = as_of.to_numpy(dtype="datetime64[D]").astype(np.int64)
+    columns: dict[str, np.ndarray] = {}
+
+    _add_demographics(columns, persons, keys, as_of_day)
+    _add_cohort(columns, cohort, keys, as_of_day)
+    _add_treatment(columns, treatment, lines, keys)
+    if len(eligibility):
+        member = key_index.get_indexer(eligibility["person_id"].to_numpy(dtype=object))
+        eligible = eligibility["eligible"].to_numpy(dtype=bool, na_value=False) & (member >= 0)
+        columns["elig_products_count"] = np.bincount(member[eligible], minlength=n).astype(np.float64)
+    else:
+        columns["elig_products_count"] = np.zeros(n)
+    _add_event_counts(columns, events, key_index, as_of_day, tagger, charlson)
+    columns["geo_car_t_center_distance_miles"] = (
+        np.full(n, np.nan) if center_distance_miles is None else np.asarray(center_distance_miles, dtype=np.float64)
+    )
+
+    matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
+    for i, name in enumerate(FEATURE_NAMES):
+        matrix[:, i] = columns[name]
+    frame = pd.DataFrame(matrix, columns=list(FEATURE_NAMES), copy=False)
+    frame.insert(0, "as_of", as_of.to_numpy(dtype="datetime64[s]"))
+    frame.insert(0, "person_id", pd.array(keys, dtype="string"))
+    return frame
+
+
+class _Aligned:
+    """A one-row-per-person frame read column by column in the order of the keys.
+
+    Reading single columns (never row-wise or block-wise pandas operations) keeps the per-call
+    overhead at a few microseconds per column, which is what decides the single-member cost.
+    """
+
+    def __init__(self, frame: pd.DataFrame, keys: np.ndarray, what: str) -> None:
+        self.frame, self.n = frame, len(keys)
+        if len(frame) == 0:
+            self.rows, self.found = np.zeros(self.n, dtype=np.int64), np.zeros(self.n, dtype=bool)
+            return
+        ids = frame["person_id"].to_numpy(dtype=object)
+        if len(ids) == self.n and (ids == keys).all():  # already in key order (the pipeline's own frames)
+            self.rows, self.found = np.arange(self.n), np.ones(self.n, dtype=bool)
+            return
+        index = pd.Index(ids)
+        if not index.is_unique:
+            raise ValueError(f"{what} frame must have one row per person_id; found duplicates")
+        rows = index.get_indexer(keys)
+        self.rows, self.found = np.maximum(rows, 0), rows >= 0
+
+    def has(self, name: str) -> bool:
+        return len(self.frame) > 0 and name in self.frame.columns
+
+    def floats(self, name: str, default: float = np.nan) -> np.ndarray:
+        """Column as float64; members without a row, and missing values, become ``default``."""
+        out = np.full(self.n, default, dtype=np.float64)
+        if self.has(name):
+            column = self.frame[name]
+            if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":
+                values = column.to_numpy().astype(np.float64)[self.rows]
+            else:
+                values = column.to_numpy(dtype=np.float64, na_value=np.nan)[self.rows]
+            out[self.found] = np.where(np.isnan(values), default, values)[self.found]
+        return out
+
+    def days_before(self, name: str, as_of_day: np.ndarray) -> np.ndarray:
+        """Days from the date in column ``name`` to each key's as_of (NaN when missing)."""
+        out = np.full(self.n, np.nan)
+        if self.has(name):
+            dates = self.frame[name].to_numpy(dtype="datetime64[D]")[self.rows]
+            known = self.found & ~np.isnat(dates)
+            out[known] = as_of_day[known] - dates[known].astype(np.int64)
+        return out
+
+    def strings(self, name: str) -> np.ndarray:
+        """Lower-cased strings (None where missing)."""
+        if not self.has(name):
+            return np.full(self.n, None, dtype=object)
+        values = self.frame[name].to_numpy(dtype=object, na_value=None)[self.rows]
+        return np.array([v.lower() if isinstance(v, str) and f else None for v, f in zip(values, self.found)], dtype=object)
+
+
+def _levels(values: np.ndarray, levels: tuple[str, ...], other: str | None = None) -> np.ndarray:
+    """Level index for each (lower-case) value; unknown strings map to ``other`` when given, else NaN."""
+    lookup = {level.lower(): float(i) for i, level in enumerate(levels)}
+    fallback = lookup[other] if other else np.nan
+    return np.array([lookup.get(v, fallback) if isinstance(v, str) and v else np.nan for v in values], dtype=np.float64)
+
+
+def _add_demographics(columns: dict, persons: pd.DataFrame, keys: np.ndarray, as_of_day: np.ndarray) -> None:
+    frame = _Aligned(persons, keys, "persons")
+    columns["demo_age_years"] = frame.days_before("birth_date", as_of_day) / 365.25
+    columns["demo_sex"] = _levels(frame.strings("sex"), SEX_LEVELS)
+    columns["demo_payer_type"] = _levels(frame.strings("payer_type"), PAYER_LEVELS, other="other")
+
+
+def _add_cohort(columns: dict, cohort: pd.DataFrame, keys: np.ndarray, as_of_day: np.ndarray) -> None:
+    frame = _Aligned(cohort, keys, "cohort")
+    in_cohort = frame.floats("in_cohort", 0.0) > 0
+    columns["dx_disease"] = np.where(in_cohort, _levels(frame.strings("disease"), DISEASE_LEVELS), np.nan)
+    subtype = frame.strings("subtype")
+    columns["dx_subtype_known_flag"] = (np.array([bool(s) for s in subtype], dtype=bool) & in_cohort).astype(np.float64)
+    columns["dx_days_since_first"] = np.where(in_cohort, frame.days_before("first_dx_date", as_of_day), np.nan)
+
+
+def _add_treatment(columns: dict, treatment: pd.DataFrame, lines: pd.DataFrame, keys: np.ndarray) -> None:
+    frame = _Aligned(treatment, keys, "treatment")
+    columns["lot_count"] = frame.floats("prior_lines", 0.0)
+    columns["lot_days_since_last_start"] = frame.floats("days_since_last_line_start")
+    columns["lot_days_since_last_treatment"] = frame.floats("days_since_last_treatment")
+    columns["lot_days_line1_end_to_line2_start"] = frame.floats("days_line1_end_to_line2_start")
+    # Early relapse and primary refractoriness are unknowable until a second line starts: NaN, not 0.
+    columns["lot_early_relapse_flag"] = frame.floats("early_relapse")
+    columns["lot_primary_refractory_flag"] = frame.floats("primary_refractory")
+    for feature, source in (
+        ("lot_progressed_after_last_flag", "progressed_after_last_line"),
+        ("lot_prior_asct_flag", "prior_asct"),
+        ("lot_car_t_received_flag", "car_t_received"),
+        ("lot_triple_class_exposed_flag", "triple_class_exposed"),
+        ("lot_lenalidomide_refractory_flag", "lenalidomide_refractory"),
+    ):
+        columns[feature] = frame.floats(source, 0.0)
+    for drug_class in _EXPOSURE_COLUMNS:
+        columns[f"rx_{drug_class}_exposed_flag"] = frame.floats(f"exposed_{drug_class}", 0.0)
+    maintenance = np.zeros(len(keys))
+    if len(lines) and "maintenance" in lines.columns:
+        member = pd.Index(keys).get_indexer(lines["person_id"].to_numpy(dtype=object))
+        number = lines["line_number"].to_numpy(dtype=np.int64)
+        order = np.lexsort((number, member))
+        member, flag = member[order], lines["maintenance"].to_numpy(dtype=np.float64, na_value=0.0)[order]
+        last = np.r_[member[1:] != member[:-1], True] & (member >= 0)
+        maintenance[member[last]] = flag[last]
+    columns["lot_current_maintenance_flag"] = maintenance
+
+
+def _add_event_counts(
+    columns: dict, events: pd.DataFrame, keys: pd.Index, as_of_day: np.ndarray, tagger: CodeTagger, charlson: CharlsonCodes
+) -> None:
+    n = len(keys)
+    member = keys.get_indexer(events["person_id"].to_numpy(dtype=object))
+    inside = member >= 0
+    day = day_numbers(events["date"])
+    age = np.where(inside, as_of_day[np.maximum(member, 0)] - day, -1)
+    inside &= age >= 0
+    system = events["code_system"].to_numpy(dtype=object, na_value="")
+    code = events["code"].to_numpy(dtype=object, na_value="")
+    tag = _tag_events(system, code, tagger)
+
+    def count_days(selected: np.ndarray, windows=UTILISATION_WINDOWS_DAYS) -> list[np.ndarray]:
+        m, a = member[selected], age[selected]
+        if len(m):
+            pair = np.unique(m.astype(np.int64) * 65536 + a)  # one per member-day; age < 65536 days
+            m, a = pair // 65536, pair % 65536
+        return [np.bincount(m[a < w], minlength=n).astype(np.float64) for w in windows]
+
+    kind = events["kind"].to_numpy(dtype=object, na_value="")
+    setting = events["setting"].to_numpy(dtype=object, na_value="")
+    for prefix, selected in (
+        ("ip_admits", kind == "inpatient_stay"),
+        ("ed_visits", (setting == "ed") & (kind != "enrollment")),
+        ("pet_ct_count", tag == _TAG["pet_ct"]),
+        ("marrow_biopsy_count", tag == _TAG["marrow_biopsy"]),
+        ("radiation_days", tag == _TAG["radiation"]),
+        ("em_visits", (tag == _TAG["em_new"]) | (tag == _TAG["em_established"])),
+    ):
+        for w, counts in zip(UTILISATION_WINDOWS_DAYS, count_days(inside & selected)):
+            columns[f"{prefix}_{w}d"] = counts
+    (columns["dx_relapse_codes_180d"],) = count_days(inside & (tag == _TAG["relapse_code"]), (180,))
+    (columns["dx_remission_codes_180d"],) = count_days(inside & (tag == _TAG["remission_code"]), (180,))
+    (columns["dx_toxicity_codes_365d"],) = count_days(inside & (tag == _TAG["toxicity_code"]), (365,))
+    (columns["ref_new_patient_visits_90d"],) = count_days(inside & (tag == _TAG["em_new"]), (90,))
+
+    workup = inside & (tag == _TAG["car_t_workup"])
+    latest = np.full(n, np.inf)
+    np.minimum.at(latest, member[workup], age[workup].astype(np.float64))
+    columns["ref_car_t_workup_flag"] = np.isfinite(latest).astype(np.float64)
+    columns["ref_days_since_car_t_workup"] = np.where(np.isfinite(latest), latest, np.nan)
+    columns["ref_stem_cell_workup_flag"] = _any(member, inside & (tag == _TAG["stem_cell_workup"]), n)
+    columns["ref_cellular_therapy_history_flag"] = _any(member, inside & (tag == _TAG["cellular_therapy_history"]), n)
+
+    recent_dx = inside & (kind == "diagnosis") & (age < _CHARLSON_LOOKBACK_DAYS)
+    columns["cci_score_365d"] = score_charlson(member[recent_dx], code[recent_dx], n, charlson)
+
+
+def _any(member: np.ndarray, selected: np.ndarray, n: int) -> np.ndarray:
+    return (np.bincount(member[selected], minlength=n) > 0).astype(np.float64)
+
+
+def _tag_events(system: np.ndarray, code: np.ndarray, tagger: CodeTagger) -> np.ndarray:
+    """Tag per event, looking up each distinct (system, code) pair once."""
+    if len(code) == 0:
+        return np.empty(0, dtype=np.int64)
+    code_id, code_values = pd.factorize(code)
+    system_id, system_values = pd.factorize(system)
+    pair = code_id.astype(np.int64) * (len(system_values) + 1) + system_id
+    unique, inverse = np.unique(pair, return_inverse=True)
+    width = len(system_values) + 1
+    found = np.fromiter(
+        (tagger.tag(system_values[p % width], code_values[p // width]) for p in unique), dtype=np.int64, count=len(unique)
+    )
+    return found[inverse]

@@ -1,0 +1,82 @@
+"""The serving model and how it is replaced.
+
+A request reads ``slot.current`` once and scores with that object to the end, so swapping in a
+new version is one reference assignment: requests already running finish on the old model (it
+stays alive while they hold it), new requests get the new one, none fails.
+
+The alias (``@champion``) is re-resolved every ``CARTSCOUT_MODEL_POLL_SECONDS`` on a background
+thread and on an authenticated admin call; a load failure keeps the current model and is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from service.logging import log_event
+
+Loader = Callable[[str, Path | None], Any]
+
+
+class ModelSlot:
+    """Holds the loaded model; thread-safe reloads, lock-free reads."""
+
+    def __init__(self, loader: Loader, uri: str, cache_dir: Path | None, on_swap: Callable[[Any], None] | None = None):
+        self._loader = loader
+        self.uri = uri
+        self.cache_dir = cache_dir
+        self.current: Any = None
+        self.last_error: str | None = None
+        self._on_swap = on_swap
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def reload(self) -> bool:
+        """Resolve the URI again; swap when it names a different version. True when swapped."""
+        with self._reload_lock:
+            try:
+                candidate = self._loader(self.uri, self.cache_dir)
+            except Exception as error:  # any loader failure keeps the current model serving
+                self.last_error = type(error).__name__
+                log_event("model_load_failed", logging.ERROR, uri=self.uri, error=type(error).__name__, detail=str(error)[:300])
+                return False
+            self.last_error = None
+            old = self.current
+            if old is not None and str(old.version) == str(candidate.version) and old.from_local_copy == candidate.from_local_copy:
+                return False
+            self.current = candidate
+            if self._on_swap is not None:
+                self._on_swap(candidate)
+            log_event(
+                "model_loaded",
+                uri=self.uri,
+                model_name=candidate.name,
+                model_version=str(candidate.version),
+                previous_version=None if old is None else str(old.version),
+                rules_version=candidate.rules_version,
+                from_local_copy=bool(candidate.from_local_copy),
+            )
+            return True
+
+    def start_polling(self, interval_seconds: float) -> None:
+        """Re-resolve the alias every ``interval_seconds`` on a daemon thread (0 disables)."""
+        if interval_seconds <= 0 or self._thread is not None:
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(interval_seconds):
+                self.reload()
+
+        self._thread = threading.Thread(target=run, name="cartscout-model-poll", daemon=True)
+        self._thread.start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

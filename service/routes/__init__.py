@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource; ``service.app.create_app`` mounts them."""

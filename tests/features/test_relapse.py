@@ -1,0 +1,240 @@
+"""Relapse/refractory status and treatment history (lot_rules.md section 3) on hand-built histories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features.events import clip_to_as_of
+from features.lines import derive_lines
+from features.relapse import summarise_treatment
+from tests.features.factories import (
+    as_of_series,
+    codes_with_crosswalk,
+    drug,
+    dx,
+    every,
+    fill,
+    make_member,
+    make_population,
+    proc,
+    regimen,
+)
+from tests.features.factories import events_frame as frame
+from tests.features.factories import histories
+
+CODES = codes_with_crosswalk()
+R_CHOP = ["rituximab", "cyclophosphamide", "doxorubicin", "vincristine"]
+R_ICE = ["rituximab", "ifosfamide", "carboplatin", "etoposide"]
+
+
+def summary_for(events: list, disease: str | None = "LBCL", as_of: str = "2026-01-01") -> pd.Series:
+    member = make_member("P1", events=events)
+    as_of_s = as_of_series(member, as_of)
+    diseases = pd.Series([disease], index=as_of_s.index, dtype=object)
+    clipped = clip_to_as_of(member.events, as_of_s)
+    lines = derive_lines(clipped, diseases, as_of_s, CODES)
+    out = summarise_treatment(lines, clipped, diseases, as_of_s, CODES)
+    assert len(out) == 1
+    return out.iloc[0]
+
+
+def monthly(start: str, generic: str, months: int, supply: int = 28) -> list:
+    return [fill(d, generic, supply) for d in every(start, months, 28)]
+
+
+def test_one_row_per_as_of_member_in_as_of_order_even_without_events():
+    """Every member of as_of gets a row, in as_of order; no therapy means 0 lines and missing dates."""
+    members = [make_member("P2", events=regimen("2024-01-01", R_CHOP, 6, 21)), make_member("P1")]
+    _, events = make_population(members)
+    as_of = as_of_series(members, "2025-01-01")
+    diseases = pd.Series(["LBCL", "LBCL"], index=as_of.index)
+    lines = derive_lines(events, diseases, as_of, CODES)
+    out = summarise_treatment(lines, events, diseases, as_of, CODES)
+    assert out["person_id"].tolist() == ["P2", "P1"]
+    assert out["prior_lines"].tolist() == [1, 0]
+    none = out.iloc[1]
+    assert pd.isna(none["line1_start"]) and pd.isna(none["early_relapse"]) and pd.isna(none["days_since_last_treatment"])
+    assert not none["progressed_after_last_line"] and none["progression_evidence"] == ""
+
+
+def test_relapse_within_twelve_months_of_the_end_of_first_line_is_early():
+    """2L started 200 days after the LAST dose of R-CHOP is an early relapse; the clock is documented."""
+    s = summary_for(regimen("2024-01-01", R_CHOP, 6, 21) + regimen("2024-11-01", R_ICE, 2, 21))
+    assert s["line1_end"] == pd.Timestamp("2024-04-15")
+    assert s["days_line1_end_to_line2_start"] == (pd.Timestamp("2024-11-01") - pd.Timestamp("2024-04-15")).days
+    assert s["early_relapse"] is True or s["early_relapse"] == True  # noqa: E712
+    assert s["primary_refractory"] == False  # noqa: E712
+    assert s["line1_regimen"] == "R-CHOP"
+    assert s["prior_lines"] == 2
+
+
+def test_relapse_after_twelve_months_is_not_early():
+    """2L started 400 days after the end of line 1 is a late relapse."""
+    s = summary_for(regimen("2024-01-01", R_CHOP, 6, 21) + regimen("2025-05-25", R_ICE, 2, 21))
+    assert s["days_line1_end_to_line2_start"] == 405
+    assert s["early_relapse"] == False  # noqa: E712
+
+
+def test_second_line_soon_after_first_is_primary_refractory():
+    """2L within 90 days of the end of 1L is the primary-refractory proxy."""
+    s = summary_for(regimen("2024-01-01", R_CHOP, 6, 21) + regimen("2024-06-15", R_ICE, 2, 21))
+    assert s["primary_refractory"] == True  # noqa: E712
+
+
+def test_first_line_stopped_before_four_cycles_then_another_line_is_refractory():
+    """R-CHOP stopped after 2 cycles and followed (even months later) by 2L counts as refractory."""
+    s = summary_for(regimen("2024-01-01", R_CHOP, 2, 21) + regimen("2024-08-01", R_ICE, 2, 21))
+    assert s["primary_refractory"] == True  # noqa: E712
+    s = summary_for(regimen("2024-01-01", R_CHOP, 4, 21) + regimen("2024-08-01", R_ICE, 2, 21))
+    assert s["primary_refractory"] == False  # noqa: E712
+
+
+def test_no_second_line_leaves_relapse_timing_unknown():
+    """Without line 2 early relapse and refractoriness are missing, not False."""
+    s = summary_for(regimen("2024-01-01", R_CHOP, 6, 21))
+    assert pd.isna(s["early_relapse"]) and pd.isna(s["primary_refractory"]) and pd.isna(s["line2_start"])
+
+
+def test_car_t_second_line_uses_apheresis_as_its_start():
+    """When line 2 is CAR T, relapse therapy began at apheresis, so the clock stops there."""
+    events = regimen("2024-01-01", R_CHOP, 6, 21) + [proc("2024-10-01", "38225"), drug("2024-11-15", "Q2041")]
+    s = summary_for(events)
+    assert s["line2_start"] == pd.Timestamp("2024-10-01")
+    assert s["prior_lines"] == 1 and s["car_t_received"] and s["car_t_date"] == pd.Timestamp("2024-11-15")
+    assert s["progressed_after_last_line"] and "CAR T infusion 2024-11-15" in s["progression_evidence"]
+
+
+def test_relapse_coded_diagnosis_after_the_last_line_is_progression():
+    """C91.02 (ALL in relapse) after the start of the last line is evidence of progression."""
+    events = regimen("2024-01-01", ["blinatumomab"], 2, 42) + [dx("2024-09-01", "C91.02")]
+    s = summary_for(events, disease="B_ALL")
+    assert s["progressed_after_last_line"]
+    assert s["progression_evidence"] == "relapse-coded diagnosis 2024-09-01"
+
+
+def test_relapse_code_before_the_last_line_or_of_another_disease_is_not_progression():
+    """A relapse code dated before the last line started, or for a different disease, is ignored."""
+    s = summary_for([dx("2023-12-01", "C91.02")] + regimen("2024-01-01", ["blinatumomab"], 2, 42), disease="B_ALL")
+    assert not s["progressed_after_last_line"]
+    s = summary_for(regimen("2024-01-01", ["bortezomib"], 4, 21) + [dx("2024-09-01", "C91.02")], disease="MM")
+    assert not s["progressed_after_last_line"]
+
+
+def test_return_to_active_code_after_remission_code_is_progression():
+    """CLL coded in remission (C91.11) and later not in remission (C91.10) after the line started."""
+    events = monthly("2024-01-01", "venetoclax", 12) + [dx("2024-06-01", "C91.11"), dx("2025-02-01", "C91.10")]
+    s = summary_for(events, disease="CLL_SLL")
+    assert s["progressed_after_last_line"]
+    assert "active-disease code after a remission code 2025-02-01" in s["progression_evidence"]
+    s = summary_for(monthly("2024-01-01", "venetoclax", 12) + [dx("2024-06-01", "C91.10")], disease="CLL_SLL")
+    assert not s["progressed_after_last_line"]
+
+
+def test_car_t_workup_after_the_last_line_is_progression():
+    """Apheresis for CAR T (CPT 38225) after the last line started shows progression."""
+    s = summary_for(regimen("2024-01-01", R_CHOP, 6, 21) + regimen("2024-09-01", R_ICE, 2, 21) + [proc("2025-01-10", "38225")], as_of="2025-01-20")
+    assert s["prior_lines"] == 2 and s["progressed_after_last_line"]
+    assert s["progression_evidence"] == "CAR T apheresis/work-up 2025-01-10"
+
+
+def test_class_exposure_and_triple_class_exposed():
+    """PI + IMiD + anti-CD38 make a myeloma member triple-class exposed."""
+    events = regimen("2024-01-01", ["bortezomib", "dexamethasone"], 4, 21) + monthly("2024-01-01", "lenalidomide", 4) + regimen("2024-08-01", ["daratumumab"], 4, 28)
+    s = summary_for(events, disease="MM")
+    assert s["exposed_pi"] and s["exposed_imid"] and s["exposed_anti_cd38"] and s["triple_class_exposed"]
+    assert not s["exposed_btki"] and not s["exposed_anti_cd20"]
+    s = summary_for(regimen("2024-01-01", ["bortezomib"], 4, 21) + monthly("2024-01-01", "lenalidomide", 4), disease="MM")
+    assert not s["triple_class_exposed"]
+
+
+def test_lenalidomide_refractory_when_next_line_starts_on_lenalidomide():
+    """A new line starting while lenalidomide supply is active marks lenalidomide-refractory."""
+    events = monthly("2024-01-01", "lenalidomide", 10) + regimen("2024-10-01", ["daratumumab", "bortezomib"], 4, 21)
+    s = summary_for(events, disease="MM")
+    assert s["lenalidomide_refractory"]
+
+
+@pytest.mark.parametrize(("days_after_supply", "refractory"), [(60, True), (61, False)])
+def test_lenalidomide_refractory_boundary_is_sixty_days(days_after_supply, refractory):
+    """The next line must start on or within 60 days after the last lenalidomide supply ends."""
+    supply_end = pd.Timestamp("2024-01-01") + pd.Timedelta(days=27)
+    start = (supply_end + pd.Timedelta(days=days_after_supply)).strftime("%Y-%m-%d")
+    events = [fill("2024-01-01", "lenalidomide", 28)] + regimen(start, ["daratumumab", "bortezomib"], 2, 21)
+    s = summary_for(events, disease="MM")
+    assert bool(s["lenalidomide_refractory"]) is refractory
+
+
+def test_lenalidomide_long_before_the_next_line_is_not_refractory():
+    """Lenalidomide stopped a year before the next line is exposure, not refractoriness."""
+    events = monthly("2024-01-01", "lenalidomide", 4) + regimen("2025-06-01", ["daratumumab", "bortezomib"], 4, 21)
+    s = summary_for(events, disease="MM")
+    assert s["exposed_imid"] and not s["lenalidomide_refractory"]
+
+
+def test_prior_asct_and_days_since():
+    """ASCT in a line sets prior_asct; days since the last line start and last treatment count to as_of."""
+    events = regimen("2024-01-01", ["bortezomib", "dexamethasone"], 4, 21) + [drug("2024-04-08", "melphalan"), proc("2024-04-10", "38241")]
+    s = summary_for(events, disease="MM", as_of="2024-05-10")
+    assert s["prior_asct"]
+    assert s["days_since_last_line_start"] == (pd.Timestamp("2024-05-10") - pd.Timestamp("2024-01-01")).days
+    assert s["days_since_last_treatment"] == 30
+
+
+def test_prior_lines_exclude_car_t_lines():
+    """The CAR T line is not a prior line of systemic therapy."""
+    events = regimen("2024-01-01", R_CHOP, 6, 21) + regimen("2024-08-01", R_ICE, 2, 21) + [drug("2025-01-10", "Q2041")]
+    s = summary_for(events)
+    assert s["prior_lines"] == 2 and s["car_t_received"]
+
+
+def test_output_column_types():
+    """Flags are booleans, optional flags nullable booleans, day counts nullable integers."""
+    member = make_member("P1", events=regimen("2024-01-01", R_CHOP, 6, 21))
+    as_of = as_of_series(member, "2025-01-01")
+    dis = pd.Series(["LBCL"], index=as_of.index)
+    out = summarise_treatment(derive_lines(member.events, dis, as_of, CODES), member.events, dis, as_of, CODES)
+    assert str(out["early_relapse"].dtype) == "boolean" and str(out["days_line1_end_to_line2_start"].dtype) == "Int64"
+    assert out["exposed_anti_cd20"].dtype == bool and out["progressed_after_last_line"].dtype == bool
+    for column in ("prior_lines", "line1_start", "line1_end", "line2_start", "triple_class_exposed", "lenalidomide_refractory", "prior_asct", "car_t_received", "car_t_date", "days_since_last_line_start", "days_since_last_treatment", "line1_regimen"):
+        assert column in out.columns
+
+
+def test_duplicated_as_of_is_an_error():
+    """Two as_of dates for one member are refused."""
+    as_of = pd.Series(pd.to_datetime(["2025-01-01", "2025-02-01"]), index=["P1", "P1"])
+    with pytest.raises(ValueError, match="duplicated"):
+        summarise_treatment(derive_lines(frame([]), pd.Series(dtype=object), as_of.iloc[:1], CODES), frame([]), pd.Series(dtype=object), as_of, CODES)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(a=histories("P1"), b=histories("P2"), seed=st.integers(0, 2**31), disease=st.sampled_from([None, "LBCL", "MM", "B_ALL", "CLL_SLL"]))
+def test_property_summary_alone_equals_in_population_and_ignores_row_order(a, b, seed, disease):
+    """A member's summary is the same alone, inside a population, and with shuffled rows."""
+    as_of = pd.Series(pd.to_datetime(["2025-06-30", "2024-06-30"]), index=["P1", "P2"]).astype("datetime64[s]")
+    dis = pd.Series([disease, "MM"], index=["P1", "P2"], dtype=object)
+    everyone = clip_to_as_of(frame(a + b), as_of).sample(frac=1.0, random_state=seed % (2**32)).reset_index(drop=True)
+    together = summarise_treatment(derive_lines(everyone, dis, as_of, CODES), everyone, dis, as_of, CODES)
+    mine = clip_to_as_of(frame(a), as_of.iloc[:1])
+    alone = summarise_treatment(derive_lines(mine, dis.iloc[:1], as_of.iloc[:1], CODES), mine, dis.iloc[:1], as_of.iloc[:1], CODES)
+    pd.testing.assert_frame_equal(alone, together.iloc[:1].reset_index(drop=True))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=histories("P1"), later=histories("P1"), cut=st.integers(0, 900))
+def test_property_summary_ignores_events_after_as_of(rows, later, cut):
+    """Events after as_of, once clipped, never change the summary."""
+    as_of_day = np.datetime64("2023-01-01") + np.timedelta64(cut, "D")
+    as_of = pd.Series([as_of_day], index=["P1"]).astype("datetime64[s]")
+    dis = pd.Series(["MM"], index=["P1"], dtype=object)
+    shifted = [{**r, "date": as_of_day + np.timedelta64(1 + int((r["date"] - np.datetime64("2023-01-01")) // np.timedelta64(1, "D")), "D")} for r in later]
+
+    def run(rs):
+        ev = clip_to_as_of(frame(rs), as_of)
+        return summarise_treatment(derive_lines(ev, dis, as_of, CODES), ev, dis, as_of, CODES)
+
+    pd.testing.assert_frame_equal(run(rows), run(rows + shifted))
+

@@ -1,0 +1,76 @@
+"""One JSON log line per request with no PHI; Prometheus metrics by endpoint, status and model version."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from service.logging import REQUEST_LOGGER, SERVICE_LOGGER, MemberHasher, score_band
+
+from .factories import relapsed_dlbcl_member
+from .test_cds_hooks import hook_request, relapsed_dlbcl_prefetch
+
+SERVICE = "/cds-services/cartscout-candidate"
+
+
+@pytest.fixture
+def log_lines(caplog):
+    """Every JSON line the service's loggers write during the test, rendered as they would be."""
+    from service.logging import JsonLineFormatter
+
+    formatter = JsonLineFormatter()
+    loggers = [logging.getLogger(REQUEST_LOGGER), logging.getLogger(SERVICE_LOGGER)]
+    for logger in loggers:
+        logger.addHandler(caplog.handler)
+    yield lambda: [formatter.format(r) for r in caplog.records if r.name in (REQUEST_LOGGER, SERVICE_LOGGER)]
+    for logger in loggers:
+        logger.removeHandler(caplog.handler)
+
+
+def test_request_log_lines_carry_no_phi(scoring_client, api_headers, sign, log_lines):
+    """Across REST, FHIR and CDS calls the log holds no member id, name, birth date, ZIP or code."""
+    member = relapsed_dlbcl_member("MEMBER-ID-31337")
+    scoring_client.post("/v1/score", json=member, headers=api_headers)
+    prefetch = relapsed_dlbcl_prefetch("PATIENT-ID-4242")
+    prefetch["patient"]["name"] = [{"family": "Zzyzxson", "given": ["Quintavia"]}]
+    scoring_client.post(SERVICE, json=hook_request(prefetch, pid="PATIENT-ID-4242"), headers={"Authorization": f"Bearer {sign(SERVICE)}"})
+    bad = relapsed_dlbcl_member("MEMBER-ID-31337")
+    bad["demographics"]["birth_date"] = "1962-02-30"
+    scoring_client.post("/v1/score", json=bad, headers=api_headers)
+
+    text = "\n".join(log_lines())
+    forbidden = ["MEMBER-ID-31337", "PATIENT-ID-4242", "Zzyzxson", "Quintavia", "1962-04-17", "1962-02-30", "02139", "C83.38", "C8338", "J9312", "121191"]
+    for secret in forbidden:
+        assert secret not in text, secret
+    requests = [json.loads(line) for line in text.splitlines() if '"event":"request"' in line]
+    assert len(requests) == 3
+    rest, cds, rejected = requests
+    assert rest["endpoint"] == "/v1/score" and rest["status"] == 200 and rest["model_version"] == "1" and rest["latency_ms"] > 0
+    assert rest["members"] == [MemberHasher(b"test-log-key")("MEMBER-ID-31337")]
+    assert cds["request_id"] == "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"  # the CDS hookInstance
+    assert cds["card_ids"] and rejected["status"] == 422
+
+
+def test_member_hash_is_keyed():
+    """The same id hashes alike under one key and differently under another (not a plain digest)."""
+    assert MemberHasher(b"k1")("m") == MemberHasher(b"k1")("m") != MemberHasher(b"k2")("m")
+
+
+@pytest.mark.parametrize("score, band", [(0.0, "0.0-0.1"), (0.72, "0.7-0.8"), (1.0, "0.9-1.0"), (None, None)])
+def test_score_band(score, band):
+    """Scores are logged in tenths only."""
+    assert score_band(score) == band
+
+
+def test_metrics_count_requests_and_scores_by_model_version(scoring_client, api_headers):
+    """/metrics exposes request counts and latency by endpoint and status, and model info with its version."""
+    scoring_client.post("/v1/score", json=relapsed_dlbcl_member(), headers=api_headers)
+    scoring_client.post("/v1/score", json={"bad": 1}, headers=api_headers)
+    text = scoring_client.get("/metrics", headers=api_headers).text
+    assert 'cartscout_requests_total{endpoint="/v1/score",method="POST",model_version="1",status="200"} 1.0' in text
+    assert 'endpoint="/v1/score",method="POST",model_version="none",status="422"' in text
+    assert 'cartscout_request_duration_seconds_bucket{endpoint="/v1/score"' in text
+    assert 'cartscout_member_status_total{model_version="1",status="eligible_now"} 1.0' in text
+    assert 'cartscout_model_info{from_local_copy="false",model_name="cartscout-candidate",model_version="1"' in text

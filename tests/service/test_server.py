@@ -1,0 +1,145 @@
+"""A real ``cartscout serve`` process on a loopback port, with a real MLflow registry behind it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.auth import hash_api_key
+
+from .conftest import API_KEY, ISSUER
+from .factories import relapsed_dlbcl_member
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+CLI = Path(sys.executable).with_name("cartscout")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, model_dir) -> str:
+    """A file-backed MLflow registry holding the test artifact as version 1 with alias @champion."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from models.artifact import MODEL_NAME, artifact_paths
+    from models.candidate import CandidatePyfunc
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        mlflow.set_experiment("service-tests")
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(name="model", python_model=CandidatePyfunc(), artifacts=artifact_paths(model_dir), registered_model_name=MODEL_NAME)
+        MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", str(info.registered_model_version))
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return uri
+
+
+class Server:
+    def __init__(self, env: dict[str, str], tmp: Path):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = (tmp / f"server-{self.port}.log").open("w+")
+        self.process = subprocess.Popen([str(CLI), "serve", "--host", "127.0.0.1", "--port", str(self.port)], env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.output()}")
+            try:
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def server_env(tmp_path: Path, tracking_uri: str, cache: Path, jwks_file: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARTSCOUT_", "MLFLOW_"))}
+    env.update(
+        MLFLOW_TRACKING_URI=tracking_uri,
+        CARTSCOUT_MODEL_CACHE_DIR=str(cache),
+        CARTSCOUT_MODEL_POLL_SECONDS="0",
+        CARTSCOUT_API_KEY_HASHES=json.dumps([hash_api_key(API_KEY)]),
+        CARTSCOUT_JWT_ISSUERS=json.dumps({ISSUER: str(jwks_file)}),
+        CARTSCOUT_SERVICE_URL="https://cartscout.test",
+        CARTSCOUT_LOG_HASH_KEY="server-test-key",
+        CARTSCOUT_FEEDBACK_PATH=str(tmp_path / "feedback.jsonl"),
+    )
+    return env
+
+
+def test_served_over_http_from_the_registry_and_from_the_local_copy(tmp_path, registry, jwks_file):
+    """The server resolves @champion, scores over HTTP, refuses anonymous calls, and restarts from its
+    local copy when the registry is unreachable (saying so in /readyz)."""
+    cache = tmp_path / "model-cache"
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    server = Server(server_env(tmp_path, registry, cache, jwks_file), tmp_path)
+    try:
+        ready = httpx.get(server.base + "/readyz", timeout=5)
+        assert ready.status_code == 200, server.output()
+        assert ready.json()["model_version"] == "1" and ready.json()["from_local_copy"] is False
+        assert httpx.post(server.base + "/v1/score", json=relapsed_dlbcl_member(), timeout=10).status_code == 401
+        assert httpx.get(server.base + "/cds-services", headers=headers, timeout=5).status_code == 401
+        scored = httpx.post(server.base + "/v1/score", json=relapsed_dlbcl_member(), headers=headers, timeout=30)
+        assert scored.status_code == 200
+        assert scored.json()["status"] == "eligible_now" and scored.json()["model_version"] == "1"
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+    assert any(line.get("event") == "request" and line.get("endpoint") == "/v1/score" and line.get("status") == 200 for line in lines)
+    assert "MEMBER" not in server.output() and "member-1" not in server.output()
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    server = Server(server_env(tmp_path, closed, cache, jwks_file), tmp_path)
+    try:
+        ready = httpx.get(server.base + "/readyz", timeout=5).json()
+        assert ready["model_version"] == "1" and ready["from_local_copy"] is True
+        assert httpx.post(server.base + "/v1/score", json=relapsed_dlbcl_member(), headers=headers, timeout=30).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_server_without_any_model_is_live_but_not_ready(tmp_path, jwks_file):
+    """With no registry and no local copy the process still answers /healthz; /readyz and scoring say 503."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    server = Server(server_env(tmp_path, closed, tmp_path / "empty-cache", jwks_file), tmp_path)
+    try:
+        assert httpx.get(server.base + "/healthz", timeout=5).json() == {"status": "ok"}
+        assert httpx.get(server.base + "/readyz", timeout=5).status_code == 503
+        response = httpx.post(server.base + "/v1/score", json=relapsed_dlbcl_member(), headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
+        assert response.status_code == 503 and response.headers["content-type"].startswith("application/problem+json")
+    finally:
+        server.stop()
+    shutil.rmtree(tmp_path / "empty-cache", ignore_errors=True)
