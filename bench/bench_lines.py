@@ -18,6 +18,7 @@ Usage: python bench/bench_lines.py [--members 20000] [--repeats 1000]
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -178,13 +179,21 @@ def make_population(n: int, seed: int = 11, per_member: int = 300) -> tuple[pd.D
     return clip_to_as_of(events, as_of), as_of, disease, events
 
 
-def timed(fn, repeats: int) -> list[float]:
-    out = []
+def timed(fn, repeats: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU milliseconds per call (CPU time is what the process used: robust to a busy machine)."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
+        cpu.append((time.process_time() - start_cpu) * 1000)
+        wall.append((time.perf_counter() - start) * 1000)
+    return wall, cpu
+
+
+def once(fn) -> tuple[object, float, float]:
+    start, start_cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def p99(values: list[float]) -> float:
@@ -210,53 +219,62 @@ def main() -> None:
     lines_one = derive_lines(one, one_dis, one_as_of, codes)
     summarise_treatment(lines_one, one, one_dis, one_as_of, codes)
 
+    load_before = os.getloadavg()
     t_lines = timed(lambda: derive_lines(one, one_dis, one_as_of, codes), args.repeats)
     t_summary = timed(lambda: summarise_treatment(lines_one, one, one_dis, one_as_of, codes), args.repeats)
     t_both = timed(lambda: summarise_treatment(derive_lines(one, one_dis, one_as_of, codes), one, one_dis, one_as_of, codes), args.repeats)
 
-    start = time.perf_counter()
-    lines = derive_lines(events, disease, as_of, codes)
-    batch_lines = time.perf_counter() - start
-    start = time.perf_counter()
-    summary = summarise_treatment(lines, events, disease, as_of, codes)
-    batch_summary = time.perf_counter() - start
+    lines, batch_lines, cpu_lines = once(lambda: derive_lines(events, disease, as_of, codes))
+    summary, batch_summary, cpu_summary = once(lambda: summarise_treatment(lines, events, disease, as_of, codes))
 
     sample = as_of.index[: args.loop_sample]
-    by_person = {p: g for p, g in events[events["person_id"].isin(sample)].groupby("person_id")}
-    start = time.perf_counter()
-    for p in sample:
-        ev = by_person[p].reset_index(drop=True)
-        lo = derive_lines(ev, disease.loc[[p]], as_of.loc[[p]], codes)
-        summarise_treatment(lo, ev, disease.loc[[p]], as_of.loc[[p]], codes)
-    loop_per_member = (time.perf_counter() - start) / len(sample) * 1000
+    by_person = {p: g.reset_index(drop=True) for p, g in events[events["person_id"].isin(sample)].groupby("person_id")}
+
+    def loop() -> None:
+        for p in sample:
+            ev = by_person[p]
+            lo = derive_lines(ev, disease.loc[[p]], as_of.loc[[p]], codes)
+            summarise_treatment(lo, ev, disease.loc[[p]], as_of.loc[[p]], codes)
+
+    _, loop_wall, loop_cpu = once(loop)
+    loop_per_member = loop_cpu / len(sample) * 1000
+    load_after = os.getloadavg()
 
     n = args.members
-    per_member_batch = (batch_lines + batch_summary) / n * 1000
+    per_member_batch = (cpu_lines + cpu_summary) / n * 1000
+
+    def row(name: str, t: tuple[list[float], list[float]]) -> str:
+        wall, cpu = t
+        return f"| {name} | {statistics.median(cpu):.3f} | {p99(cpu):.3f} | {statistics.median(wall):.3f} | {p99(wall):.3f} |"
+
     text = f"""# lines of therapy and treatment summary benchmark
 
 Command: `python bench/bench_lines.py --members {n} --repeats {args.repeats}`
 Run: {datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}; Python {platform.python_version()}, pandas {pd.__version__},
-numpy {np.__version__}, numba {numba.__version__}; {platform.machine()}, 2 cores.
+numpy {np.__version__}, numba {numba.__version__}; {platform.machine()}, {os.cpu_count()} cores.
+Load average (1/5/15 min) before: {load_before[0]:.1f}/{load_before[1]:.1f}/{load_before[2]:.1f}, after: {load_after[0]:.1f}/{load_after[1]:.1f}/{load_after[2]:.1f}.
+CPU time is the time this process used; wall time also counts waiting for a core, so on a shared,
+busy machine (load above the core count) CPU time is the figure to compare.
 
 ## Single member ({len(one)} events, {n_drug} drug events, {len(lines_one)} lines), {args.repeats} repeats
 
-| step | median ms | p99 ms |
-|---|---|---|
-| `derive_lines` | {statistics.median(t_lines):.3f} | {p99(t_lines):.3f} |
-| `summarise_treatment` | {statistics.median(t_summary):.3f} | {p99(t_summary):.3f} |
-| both | {statistics.median(t_both):.3f} | {p99(t_both):.3f} |
+| step | CPU median ms | CPU p99 ms | wall median ms | wall p99 ms |
+|---|---|---|---|---|
+{row("`derive_lines`", t_lines)}
+{row("`summarise_treatment`", t_summary)}
+{row("both", t_both)}
 
 ## Batch: {n:,} members, {len(events):,} events, {len(lines):,} lines
 
-| step | total s | per member ms |
-|---|---|---|
-| `derive_lines` | {batch_lines:.2f} | {batch_lines / n * 1000:.4f} |
-| `summarise_treatment` | {batch_summary:.2f} | {batch_summary / n * 1000:.4f} |
-| both | {batch_lines + batch_summary:.2f} | {per_member_batch:.4f} |
+| step | CPU s | wall s | CPU per member ms |
+|---|---|---|---|
+| `derive_lines` | {cpu_lines:.2f} | {batch_lines:.2f} | {cpu_lines / n * 1000:.4f} |
+| `summarise_treatment` | {cpu_summary:.2f} | {batch_summary:.2f} | {cpu_summary / n * 1000:.4f} |
+| both | {cpu_lines + cpu_summary:.2f} | {batch_lines + batch_summary:.2f} | {per_member_batch:.4f} |
 
 Baseline (same run): calling both functions member by member over {len(sample)} members costs
-{loop_per_member:.3f} ms per member, {loop_per_member / per_member_batch:.0f}x the batch cost per member; a Python loop over
-1M members would take about {loop_per_member * 1e6 / 1000 / 60:.0f} minutes for this step alone.
+{loop_per_member:.3f} ms CPU per member ({loop_wall / len(sample) * 1000:.3f} ms wall), {loop_per_member / per_member_batch:.0f}x the batch cost per
+member; a Python loop over 1M members would take about {loop_per_member * 1e6 / 1000 / 60:.0f} CPU minutes for this step alone.
 
 Lines per member in the batch: {lines.groupby("person_id").size().describe()[["mean", "min", "max"]].round(2).to_dict()};
 members with >= 2 prior lines: {int((summary["prior_lines"] >= 2).sum()):,}.

@@ -11,6 +11,7 @@ commands and library versions.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import shutil
@@ -58,6 +59,7 @@ def main() -> None:
             finally:
                 shutil.rmtree(out, ignore_errors=True)
         results[members] = runs
+    load = os.getloadavg()
     base = args.sizes[0]
     base_wall = statistics.median(r["wall"] for r in results[base])
     lines = [
@@ -66,6 +68,8 @@ def main() -> None:
         f"Machine: {platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}; "
         f"numpy {version('numpy')}, pandas {version('pandas')}, pyarrow {version('pyarrow')}. Command: `.venv/bin/python bench/bench_synth.py "
         f"--sizes {' '.join(map(str, args.sizes))} --repeats {args.repeats}` (each size a separate process under `/usr/bin/time -v`).",
+        "",
+        f"Load average when the runs finished (shared machine; absolute times drift with it): {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}.",
         "",
         f"Budget: 1,000,000 members in at most {LIMIT_SECONDS} s with peak RSS under {LIMIT_GIB:g} GiB.",
         "",

@@ -57,6 +57,7 @@ class FeatureRunSummary:
     rules_version: str = ""
     codelists_version: str = ""
     quarantined_rows: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def render(self) -> str:
         diseases = ", ".join(f"{d} {n:,}" for d, n in sorted(self.by_disease.items())) or "none"
@@ -67,7 +68,7 @@ class FeatureRunSummary:
                 f"  lines of therapy {self.lines:,}; members label-eligible for at least one CAR T product {self.eligible_members:,}",
                 f"  quarantined rows {self.quarantined_rows:,}",
                 f"  versions: feature set {self.feature_set_version}, rules {self.rules_version}, code lists {self.codelists_version}",
-                f"  took {self.seconds:.1f} s",
+                f"  took {self.seconds:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items()) + ")",
             ]
         )
 
@@ -89,16 +90,20 @@ def write_feature_outputs(
     from contract.loading import load_codes, load_directory
     from contract.scan import find_cohort_candidates
     from features.eligibility import load_rules
-    from features.geography import load_zip_centroids
+    from features.geography import load_zip_centroids, locate_centers
     from features.pipeline import build_features
 
     started = time.perf_counter()
     data_dir, out = Path(data_dir), Path(out)
+    stages: dict[str, float] = {}
     codes = load_codes(data_dir, ndc_crosswalk)
     candidates = find_cohort_candidates(data_dir, codes)
+    stages["scan"] = time.perf_counter() - started
     data = load_directory(data_dir, ndc_crosswalk=ndc_crosswalk, centers=centers, person_ids=candidates)
     rules = load_rules()
     zip_centroids = load_zip_centroids() if data.centers is not None else None
+    center_coords = locate_centers(data.centers, zip_centroids) if data.centers is not None else None
+    stages["load"] = time.perf_counter() - started - sum(stages.values())
     day = pd.Timestamp(as_of).as_unit("s")
 
     members = pd.Index(data.persons["person_id"].astype("string").unique(), name="person_id")
@@ -110,10 +115,11 @@ def write_feature_outputs(
             as_of_series = pd.Series(day, index=ids, name="as_of")
             persons = data.persons[data.persons["person_id"].isin(ids)]
             results.append(
-                build_features(events, persons, as_of_series, data.codes, centers=data.centers, zip_centroids=zip_centroids, rules=rules)
+                build_features(events, persons, as_of_series, data.codes, centers=center_coords, zip_centroids=zip_centroids, rules=rules)
             )
             advance(len(ids))
 
+    stages["pipeline"] = time.perf_counter() - started - sum(stages.values())
     cohort = _concat([r.cohort for r in results])
     lines = _concat([r.lines for r in results])
     eligibility = _concat([r.eligibility for r in results])
@@ -127,6 +133,7 @@ def write_feature_outputs(
     _write_atomic(eligibility_out, out / "eligibility.parquet")
     _write_atomic(features, out / "features.parquet")
 
+    stages["write"] = time.perf_counter() - started - sum(stages.values())
     in_cohort = cohort_out[cohort_out["in_cohort"]]
     return FeatureRunSummary(
         out=out,
@@ -141,6 +148,7 @@ def write_feature_outputs(
         rules_version=rules.version,
         codelists_version=data.codes.version,
         quarantined_rows=sum(t.rows_quarantined for t in data.report.tables.values()),
+        stage_seconds=stages,
     )
 
 

@@ -52,7 +52,7 @@ def _by_unique(values: pd.Series, normalise) -> tuple[pd.Series, pd.Series]:
     mapped = pa.array([normalise(v) for v in encoded.dictionary.to_pylist()], pa.string())
     result = mapped.take(encoded.indices)
     malformed = pc.and_(pc.is_valid(encoded.indices), pc.is_null(result)).to_numpy(zero_copy_only=False)
-    return pd.Series(result.to_pandas(), index=values.index, dtype="str"), pd.Series(malformed, index=values.index)
+    return result.to_pandas().astype("str").set_axis(values.index), pd.Series(malformed, index=values.index)
 
 
 def normalise_icd10cm(values: pd.Series) -> tuple[pd.Series, pd.Series]:

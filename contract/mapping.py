@@ -100,7 +100,7 @@ def _codes(frame: pd.DataFrame, column: str) -> pd.Series:
         return text
     array = pa.array(text)
     normal = pc.utf8_upper(pc.replace_substring_regex(array, pattern=r"[.\-\s]", replacement=""))
-    return pd.Series(normal.to_pandas(), index=frame.index, dtype="str")
+    return normal.to_pandas().astype("str").set_axis(frame.index)
 
 
 def _bill_type(values: pd.Series) -> pd.Series:

@@ -110,7 +110,7 @@ def read_columns(path: Path) -> list[str]:
     try:
         if path.suffix == ".parquet":
             return list(pq.read_schema(path).names)
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
     except (OSError, pa.ArrowException, UnicodeDecodeError, csv.Error) as exc:
         raise UnreadableFileError(path, _describe(exc)) from None

@@ -221,9 +221,8 @@ def write_quarantine(report: ValidationReport, quarantine_dir: Path) -> Path:
             frame = read_raw_rows(Path(file), unique_rows)
         except ContractError:
             continue
-        as_json = frame.to_json(orient="records", lines=True).splitlines() if len(frame) else []
-        lookup = dict(zip(unique_rows.tolist(), as_json))
-        raw.loc[group.index] = [lookup[r] for r in rows.tolist()]
+        as_json = pd.Series(frame.to_json(orient="records", lines=True).splitlines(), index=unique_rows, dtype="string")
+        raw.loc[group.index] = as_json.reindex(rows).to_numpy()
     issues["raw_row"] = raw
     issues.to_parquet(path, index=False)
     return path
@@ -279,10 +278,6 @@ def _valid(frame: pd.DataFrame, issues: _Issues, table: str) -> pd.DataFrame:
     return frame[~bad[: len(frame)]].reset_index(drop=True)
 
 
-def _present(frame: pd.DataFrame, column: str) -> bool:
-    return column in frame.columns
-
-
 def _text(frame: pd.DataFrame, column: str) -> pd.Series:
     """A column as stripped text with empty strings as missing (all-missing when absent)."""
     if column not in frame.columns:
@@ -302,7 +297,6 @@ def _parse_dates(frame: pd.DataFrame, table: str, column: str, issues: _Issues, 
     if column not in frame.columns:
         if required:
             raise ValueError(f"{table}.{column} should have been read")  # reading enforces required columns
-        frame[column] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[s]")
         return
     raw = frame[column]
     if not required and raw.isna().all():
@@ -328,6 +322,8 @@ def _parse_dates(frame: pd.DataFrame, table: str, column: str, issues: _Issues, 
 
 
 def _check_order(frame: pd.DataFrame, table: str, start: str, end: str, issues: _Issues) -> None:
+    if start not in frame.columns or end not in frame.columns:
+        return
     before = (frame[end] < frame[start]).fillna(False).to_numpy(dtype=bool)
     issues.rows(table, frame, before, end, f"{end} before {start}", "end_before_start")
 
@@ -366,6 +362,8 @@ def _check_eligibility(frame: pd.DataFrame, issues: _Issues) -> pd.DataFrame:
     frame = frame.copy()
     frame["data_source"] = _text(frame, "data_source").fillna("")
     _require(frame, t, ("person_id",), issues)
+    if "death_date" not in frame.columns:
+        frame["death_date"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[s]")
     for column in ("birth_date", "death_date"):
         _parse_dates(frame, t, column, issues)
     _parse_dates(frame, t, "enrollment_start_date", issues, required=True)

@@ -171,6 +171,8 @@ def assign_cohort(
     """
     del persons  # the case definition uses claims only
     ids = as_of.index
+    if not ids.is_unique:
+        raise ValueError("as_of index (person_id) has duplicated values")
     n = len(ids)
     lookup = _compile(codes, config)
     pidx = _person_positions(_arrow(events["person_id"]), ids)

@@ -76,6 +76,7 @@ DISEASE_NAMES = {
     "MM": "multiple myeloma",
 }
 _DAYS_PER_MONTH = 30.4375
+_EARLY_RELAPSE_DAYS = 365  # the labels' "within 12 months", same clock as features.relapse
 
 
 class LabelRule(BaseModel):
@@ -200,6 +201,7 @@ class _Members:
         self.len_refractory = t.tristate("lenalidomide_refractory")
         self.gap_days = t.number("days_line1_end_to_line2_start", np.nan)
         self.line1_regimen = t.text("line1_regimen")
+        self.line1_end = t.dates("line1_end")
         self.exposed = {cls: t.flag(CLASS_EXPOSURE[cls][0]) for cls in classes}
         self.car_t = t.flag("car_t_received")
         self.car_t_date = t.dates("car_t_date")
@@ -231,9 +233,10 @@ class _Aligned:
         return out
 
     def _column(self, column: str) -> pd.Series:
-        if column not in self.frame.columns:
-            raise ValueError(f"{self.name} frame lacks column {column}")
-        return self.frame[column]
+        try:
+            return self.frame[column]
+        except KeyError:
+            raise ValueError(f"{self.name} frame lacks column {column}") from None
 
     def flag(self, column: str) -> np.ndarray:
         values = self._column(column)
@@ -245,13 +248,11 @@ class _Aligned:
         values = self._column(column)
         if values.dtype == bool:
             return self._take(values.to_numpy().astype(np.int8), -1)
-        known = values.notna().to_numpy()
-        state = np.where(known, values.to_numpy(dtype=bool, na_value=False), -1).astype(np.int8)
-        return self._take(state, -1)
+        as_float = values.to_numpy(dtype=float, na_value=np.nan)  # one conversion keeps the missing marks
+        return self._take(np.where(np.isnan(as_float), -1, as_float).astype(np.int8), -1)
 
     def text(self, column: str) -> np.ndarray:
-        values = self._column(column).to_numpy(dtype=object)
-        return self._take(np.where(pd.isna(values), "", values), "")
+        return self._take(self._column(column).to_numpy(dtype=object, na_value=""), "")
 
     def number(self, column: str, default: float) -> np.ndarray:
         values = self._column(column)
@@ -350,8 +351,15 @@ def _evaluate(rule: LabelRule, m: _Members, ix: np.ndarray) -> list[_Criterion]:
     regimen = m.line1_regimen[ix]
     if rule.timing == "early_failure_12m":
         refractory = m.primary_refractory[ix]
-        early_relapse = m.early_relapse[ix]
+        early_relapse = m.early_relapse[ix].copy()
         months = np.round(m.gap_days[ix] / _DAYS_PER_MONTH)
+        # One line with progression but no line 2 yet: the relapse happened on or before as_of, so
+        # as_of within 12 months of the end of line 1 proves an early relapse; later is unknown.
+        since_end = (day - m.line1_end[ix]).astype("timedelta64[D]").astype(float)
+        since_end[np.isnat(m.line1_end[ix])] = np.nan
+        bounded = (early_relapse == -1) & (lines == 1) & progressed & (since_end <= _EARLY_RELAPSE_DAYS)
+        early_relapse[bounded] = 1
+        months = np.where(bounded, np.nan, months)
         met = refractory == 1
         met |= early_relapse == 1
         missing = ~met & (early_relapse == 0)

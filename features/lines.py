@@ -26,8 +26,10 @@ so this module decides who is counted as a candidate. The rules, in the order th
 * CAR T is one line dated from the infusion. Apheresis up to ``car_t_collection_lookback_days``
   before it is kept as ``apheresis_date``; drugs between apheresis and infusion (bridging) and
   Flu/Cy in the ``ld_window_days`` before it (lymphodepletion) are folded into the CAR T line and
-  never start or extend another. Until the infusion happens (apheresis seen, infusion not yet), the
-  bridging drugs are held back the same way, so a member in the CAR T pathway does not gain a line.
+  never start or extend another. Until the infusion happens (apheresis seen, infusion not yet, as_of
+  within ``car_t_collection_lookback_days`` of the apheresis), the bridging drugs are held back the
+  same way, so a member in the CAR T pathway does not gain a line; once that time has passed without
+  an infusion, the drugs count as ordinary therapy.
 * NOC drug codes (J9999 etc.) never name a drug or start a line; they keep an open line active.
   Radiation is never a systemic line. Events after a recorded death are ignored.
 
@@ -258,29 +260,38 @@ def _resolve(tables: _Tables, system: str, code: str) -> tuple[int, int]:
 
 # Below this many rows a Python dict walk beats pandas' per-call factorize overhead.
 _SMALL = 4096
+_PACK = 1 << 32
+_OFFSET = 1 << 20
 
 
 def encode_codes(events: pd.DataFrame, resolve, memo: dict) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``resolve(system, code) -> (a, b)`` to every row, calling it once per unique pair.
 
     Rows with a missing system or code get (-1, -1). ``memo`` keeps answers across calls, so a
-    real-time request pays only for codes never seen before.
+    real-time request pays only for codes never seen before (it maps (system, code) to the answer,
+    plus one entry ``"__packed__"`` holding the same answers packed into ints for the row walk).
     """
     n = len(events)
     if n == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     if n <= _SMALL:
+        # The memo also keeps each answer packed into one non-negative int so the
+        # per-row walk is a dict lookup and np.fromiter, with no tuple unpacking per row.
         systems = events["code_system"].to_numpy(dtype=object, na_value=None)
         pairs = list(zip(systems, events["code"].to_numpy(dtype=object, na_value=None)))
-        get = memo.get
+        packed = memo.setdefault("__packed__", {})
+        get = packed.get
         values = [get(p) for p in pairs]
         if None in values:
             for i, (system, code) in enumerate(pairs):
                 if values[i] is None:
-                    hit = (-1, -1) if system is None or code is None else resolve(system, code)
-                    values[i] = memo[(system, code)] = hit
-        both = np.array(values, dtype=np.int64).reshape(n, 2)
-        return both[:, 0], both[:, 1]
+                    hit = memo.get((system, code))
+                    if hit is None:
+                        hit = (-1, -1) if system is None or code is None else resolve(system, code)
+                        memo[(system, code)] = hit
+                    values[i] = packed[(system, code)] = (hit[0] + _OFFSET) * _PACK + hit[1] + _OFFSET
+        both = np.fromiter(values, dtype=np.int64, count=n)
+        return both // _PACK - _OFFSET, both % _PACK - _OFFSET
     sys_codes, sys_uniques = pd.factorize(events["code_system"])
     code_codes, code_uniques = pd.factorize(events["code"])
     sys_list, code_list = list(sys_uniques), list(code_uniques)
@@ -300,6 +311,23 @@ def encode_codes(events: pd.DataFrame, resolve, memo: dict) -> tuple[np.ndarray,
             hit = memo[(system, code)] = resolve(system, code)
         first[i], second[i] = hit
     return first[pair_codes], second[pair_codes]
+
+
+def is_kind(events: pd.DataFrame, kind: str) -> np.ndarray:
+    """Boolean mask of rows of one event kind (missing kinds are False)."""
+    if len(events) <= _SMALL:
+        return events["kind"].to_numpy(dtype=object, na_value="") == kind
+    return (events["kind"] == kind).to_numpy(dtype=bool, na_value=False)
+
+
+def sort_by_person_day(person_codes: np.ndarray, day: np.ndarray, tie: np.ndarray) -> np.ndarray:
+    """Stable order by (person, day, tie) through one packed int64 key (faster than lexsort)."""
+    if len(day) == 0:
+        return np.zeros(0, dtype=np.int64)
+    day_span = int(day.max() - day.min()) + 1
+    tie_span = int(tie.max() - tie.min()) + 1 if len(tie) else 1
+    key = (person_codes * day_span + (day - day.min())) * tie_span + (tie - tie.min())
+    return np.argsort(key, kind="stable")
 
 
 def factorize_persons(person_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -366,22 +394,23 @@ def derive_lines(
     if len(events) == 0:
         return _empty_lines()
     etype, slot = encode_codes(events, lambda s, c: _resolve(tables, s, c), tables.resolved)
-    etype = np.where(events["kind"].to_numpy(dtype=object) == "death", E_DEATH, etype)
-    day = day_numbers(events["date"])
-    keep = np.flatnonzero((etype >= 0) & (day > _NEG))
+    etype = np.where(is_kind(events, "death"), E_DEATH, etype)
+    person_codes, persons = factorize_persons(events["person_id"])
+    keep = np.flatnonzero((etype >= 0) & (person_codes >= 0))
+    day = day_numbers(events["date"].take(keep)) if len(keep) > _SMALL else day_numbers(events["date"])[keep]
+    keep, day = keep[day > _NEG], day[day > _NEG]
     if len(keep) == 0:
         return _empty_lines()
-    person_codes, persons = factorize_persons(events["person_id"])
     present = np.zeros(len(persons), dtype=bool)
     present[person_codes[keep]] = True
     persons = persons[present]
     person_codes = (np.cumsum(present) - 1)[person_codes[keep]]
-    etype, slot, day = etype[keep], slot[keep], day[keep]
+    etype, slot = etype[keep], slot[keep]
     supply = events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
     default_cover = np.where(slot >= 0, tables.cover[np.maximum(slot, 0)], 1)
     cover = np.where(supply > 0, np.nan_to_num(supply, nan=1.0), default_cover).astype(np.int64)
 
-    order = np.lexsort((cover, slot, etype, day, person_codes))
+    order = sort_by_person_day(person_codes, day, etype * (len(tables.role) + 1) + slot + 1)
     seg = segments(person_codes, len(persons))
     day, etype, slot, cover = day[order], etype[order], slot[order], cover[order]
 
@@ -558,7 +587,9 @@ def _parse_regimens(regimens: pd.DataFrame, known: set[str]) -> dict[str, list]:
         for text in optional_text:
             for part in text.split(";"):
                 slots.extend((frozenset([n]), True) for n in names_in(part))
-        if any(not opt for _, opt in slots):
+        # Maintenance rows describe a phase inside a line, never a line of their own (a lenalidomide
+        # + dexamethasone line must not be named "Lenalidomide maintenance").
+        if any(not opt for _, opt in slots) and not str(row.typical_line).lower().startswith("maintenance"):
             parsed.setdefault(row.disease, []).append((row.regimen, str(row.typical_line), slots))
     return parsed
 
@@ -692,7 +723,8 @@ def _lines_kernel(
                     break
         last_inf = ep_day[a + ne - 1] if ne > 0 else _NEG
         for i in range(a, b):
-            if etype[i] == E_COLL and day[i] > last_inf and fold[i] != F_SKIP:
+            # Apheresis with no infusion yet: hold bridging back while the infusion may still come.
+            if etype[i] == E_COLL and day[i] > last_inf and fold[i] != F_SKIP and asof - day[i] <= aph_lookback:
                 for j in range(a, b):
                     if etype[j] == E_DRUG and fold[j] == F_NONE and day[i] <= day[j] <= day[i] + aph_lookback:
                         fold[j] = F_PENDING

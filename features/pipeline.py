@@ -70,7 +70,7 @@ def build_features(
     as_of: pd.Series,
     codes: CodeLists,
     *,
-    centers: pd.DataFrame | None = None,
+    centers: pd.DataFrame | np.ndarray | None = None,
     zip_centroids: pd.DataFrame | None = None,
     rules: EligibilityRules | None = None,
     lot_config: LotConfig | None = None,
@@ -80,8 +80,10 @@ def build_features(
 
     ``events`` and ``persons`` are in the event model (``features.events``); ``as_of`` is indexed
     by ``person_id`` (one date per member; members absent from it are ignored). ``centers`` is the
-    operator's CAR T centre list (``name, zip, latitude, longitude``) and ``zip_centroids`` the
-    table from ``features.geography.load_zip_centroids``; without either, distance is NaN.
+    operator's CAR T centre list (``name, zip, latitude, longitude``), or, for callers that score
+    repeatedly, its coordinates prepared once with ``features.geography.locate_centers``;
+    ``zip_centroids`` is the table from ``features.geography.load_zip_centroids``. Without either,
+    distance is NaN.
     ``rules`` defaults to the packaged label rules.
     """
     as_of = _check_as_of(as_of)
@@ -101,7 +103,8 @@ def build_features(
         rows = pd.Index(persons["person_id"].to_numpy(dtype=object)).get_indexer(keys)
         zips = persons["zip_code"].to_numpy(dtype=object, na_value=None)[np.maximum(rows, 0)]
         zips = np.where(rows >= 0, zips, None)
-        distance = nearest_center_miles(pd.Series(zips, dtype="string"), zip_centroids, locate_centers(centers, zip_centroids))
+        coords = centers if isinstance(centers, np.ndarray) else locate_centers(centers, zip_centroids)
+        distance = nearest_center_miles(pd.Series(zips, dtype="string"), zip_centroids, coords)
     features = compute_risk_features(
         clipped,
         persons,

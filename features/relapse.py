@@ -40,7 +40,17 @@ from numba import njit
 
 from features.codelists import CodeLists
 from features.events import day_numbers
-from features.lines import _NEG, _SMALL, _days_to_dates, align_to_persons, columns_to_frame, encode_codes, positions, segments
+from features.lines import (
+    _NEG,
+    _days_to_dates,
+    align_to_persons,
+    columns_to_frame,
+    encode_codes,
+    factorize_persons,
+    positions,
+    segments,
+    sort_by_person_day,
+)
 from features.lot_config import DISEASES, LotConfig, RelapseConfig
 
 # Event tags resolved from (code_system, code).
@@ -165,14 +175,18 @@ def summarise_treatment(
     # Events: diagnoses, work-up, drug classes.
     tag, value = encode_codes(events, lambda s, c: _resolve(tables, s, c), tables["resolved"])
     keep = np.flatnonzero(tag > T_NONE)
-    ids = events["person_id"].to_numpy(dtype=object) if len(events) <= _SMALL else events["person_id"].take(keep).to_numpy(dtype=object)
-    e_person = positions(persons, ids[keep] if len(events) <= _SMALL else ids, "as_of")
-    e_day = day_numbers(events["date"])[keep] if len(events) else np.zeros(0, np.int64)
-    supply = events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan)[keep] if len(events) else np.zeros(0)
+    if len(events):
+        person_codes, ids = factorize_persons(events["person_id"])
+        where = np.append(positions(persons, ids, "as_of"), -1)  # code -1 (missing id) -> -1
+        e_person = where[person_codes[keep]]
+        e_day = day_numbers(events["date"])[keep]
+        supply = events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
+    else:
+        e_person, e_day, supply = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     e_cover = np.where(supply > 0, np.nan_to_num(supply, nan=1.0), 1).astype(np.int64)
     e_tag, e_value = tag[keep], value[keep]
-    valid = e_person >= 0
-    e_order = np.flatnonzero(valid)[np.lexsort((e_day[valid], e_person[valid]))]
+    valid = np.flatnonzero((e_person >= 0) & (e_day > _NEG))
+    e_order = valid[sort_by_person_day(e_person[valid], e_day[valid], e_tag[valid])]
     e_person, e_day, e_cover, e_tag, e_value = e_person[e_order], e_day[e_order], e_cover[e_order], e_tag[e_order], e_value[e_order]
     e_seg = segments(e_person, n_persons)
 
@@ -184,26 +198,34 @@ def summarise_treatment(
     return _assemble(out, persons, regimens, l_seg, tables, config)
 
 
+def _integers(values: np.ndarray, known: np.ndarray) -> pd.arrays.IntegerArray:
+    """Nullable Int64 from values and a known-mask (built directly: no per-call type inference)."""
+    return pd.arrays.IntegerArray(np.where(known, values, 0).astype(np.int64), ~known)
+
+
+def _booleans(values: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
+    return pd.arrays.BooleanArray(values & known, ~known)
+
+
 def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.ndarray, tables: dict, config: RelapseConfig) -> pd.DataFrame:
     (prior, l1_start, l1_end, l2_start, has_l1, has_l2, early, refractory, progressed, ev_bits, ev_day,
      exposure, len_ref, asct, cart_day, last_start, last_treat, asof) = out  # fmt: skip
-    gap = l2_start - l1_end
     both = has_l1 & has_l2
+    has_any = last_start > _NEG
+    first_line = np.full(len(persons), None, dtype=object)
+    first_line[has_l1] = regimens[l_seg[:-1][has_l1]]
     columns = {
         "person_id": pd.array(np.asarray(persons, dtype=object), dtype="string"),
         "prior_lines": prior,
         "line1_start": _days_to_dates(np.where(has_l1, l1_start, _NEG)),
         "line1_end": _days_to_dates(np.where(has_l1, l1_end, _NEG)),
         "line2_start": _days_to_dates(np.where(has_l2, l2_start, _NEG)),
-        "days_line1_end_to_line2_start": pd.array(np.where(both, gap, 0), dtype="Int64"),
-        "early_relapse": pd.array(early, dtype="boolean"),
-        "primary_refractory": pd.array(refractory, dtype="boolean"),
+        "days_line1_end_to_line2_start": _integers(l2_start - l1_end, both),
+        "early_relapse": _booleans(early, both),
+        "primary_refractory": _booleans(refractory, both),
         "progressed_after_last_line": progressed,
         "progression_evidence": pd.array(_evidence_text(ev_bits, ev_day), dtype="string"),
     }
-    columns["days_line1_end_to_line2_start"][~both] = pd.NA
-    columns["early_relapse"][~both] = pd.NA
-    columns["primary_refractory"][~both] = pd.NA
     for i, cls in enumerate(tables["classes"]):
         columns[f"exposed_{config.exposure_classes[cls]}"] = (exposure & (1 << i)) != 0
     columns["triple_class_exposed"] = (exposure & tables["triple_mask"]) == tables["triple_mask"]
@@ -211,13 +233,8 @@ def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.nda
     columns["prior_asct"] = asct
     columns["car_t_received"] = cart_day > _NEG
     columns["car_t_date"] = _days_to_dates(cart_day)
-    has_any = l_seg[1:] > l_seg[:-1]
-    columns["days_since_last_line_start"] = pd.array(np.where(has_any, asof - last_start, 0), dtype="Int64")
-    columns["days_since_last_treatment"] = pd.array(np.where(has_any, asof - last_treat, 0), dtype="Int64")
-    columns["days_since_last_line_start"][~has_any] = pd.NA
-    columns["days_since_last_treatment"][~has_any] = pd.NA
-    first_line = np.full(len(persons), None, dtype=object)
-    first_line[has_l1] = regimens[l_seg[:-1][has_l1]]
+    columns["days_since_last_line_start"] = _integers(asof - last_start, has_any)
+    columns["days_since_last_treatment"] = _integers(asof - last_treat, has_any & (last_treat > _NEG))
     columns["line1_regimen"] = pd.array(first_line, dtype="string")
     return columns_to_frame(columns, len(persons))
 

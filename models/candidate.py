@@ -103,8 +103,7 @@ class CandidatePyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from models.artifact import load_model_files
 
-        version = (context.model_config or {}).get("model_version") if hasattr(context, "model_config") else None
-        self.model = load_model_files(dict(context.artifacts), version=version, source="pyfunc")
+        self.model = load_model_files(dict(context.artifacts), source="pyfunc")
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from models.scoring import score_members

@@ -49,7 +49,9 @@ def make_input_example(codes: CodeLists, as_of: str = "2025-06-30") -> pd.DataFr
     frame = pd.DataFrame(rows)
     frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[s]")
     frame["end_date"] = pd.to_datetime(frame.get("end_date")).astype("datetime64[s]")
-    frame["days_supply"] = pd.array([pd.NA] * len(frame), dtype="Int32")
+    # Float so that the logged signature marks it optional (an integer column cannot hold a
+    # missing value); the event model casts it back to Int32.
+    frame["days_supply"] = pd.Series(float("nan"), index=frame.index, dtype="float64")
     for key, value in person.items():
         frame[key] = value
     frame["birth_date"] = frame["birth_date"].astype("datetime64[s]")

@@ -57,7 +57,7 @@ def _reachable(tracking_uri: str) -> bool:
 def _load_local(directory: Path, name: str, version: str, source: str, from_local_copy: bool) -> LoadedModel:
     import mlflow.pyfunc
 
-    pyfunc = mlflow.pyfunc.load_model(str(directory), model_config={"model_version": version})
+    pyfunc = mlflow.pyfunc.load_model(str(directory))
     model: LoadedModel = pyfunc.unwrap_python_model().model
     model.version = version
     model.source = source

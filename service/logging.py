@@ -17,9 +17,11 @@ import logging
 import secrets
 import sys
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -111,9 +113,11 @@ class RequestLogMiddleware:
         record = RequestRecord(request_id=secrets.token_hex(8))
         scope.setdefault("state", {})["log"] = record
         status = {"code": 500}
+        response = {"started": False}
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
+                response["started"] = True
                 status["code"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", record.request_id.encode()))
@@ -122,6 +126,15 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Starlette has already answered 500 and re-raised; uvicorn would print the traceback
+            # with the exception's message, which can quote input values. Log where, not what.
+            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            record.note = f"unhandled {type(exc).__name__}" + (f" at {Path(frame.filename).name}:{frame.lineno}" if frame else "")
+            if not response["started"]:
+                await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/problem+json")]})
+                await send({"type": "http.response.body", "body": b'{"title":"Internal error","status":500}'})
+                status["code"] = 500
         finally:
             route = scope.get("route")
             fields: dict[str, Any] = {
@@ -143,4 +156,4 @@ class RequestLogMiddleware:
                 "note": record.note,
             }
             fields.update({k: v for k, v in optional.items() if v is not None})
-            self.logger.info("request", extra={"fields": fields})
+            self.logger.log(logging.ERROR if status["code"] >= 500 else logging.INFO, "request", extra={"fields": fields})

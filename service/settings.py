@@ -51,7 +51,10 @@ class Settings(BaseSettings):
 
     log_hash_key: SecretStr | None = Field(None, description="Secret for the keyed hash (HMAC-SHA256) of member identifiers in logs; random per process when unset.")
     feedback_path: Path = Field(Path("cds_feedback.jsonl"), description="Append-only JSONL file of CDS Hooks card feedback (no PHI).")
-    info_url: str = Field("https://github.com/cartscout/cartscout/blob/main/docs/service.md", description="Link shown on CDS cards.")
+    info_url: str = Field(
+        "https://www.fda.gov/vaccines-blood-biologics/cellular-gene-therapy-products/approved-cellular-and-gene-therapy-products",
+        description="Link shown on CDS cards; set it to your deployment's model card. The default is the FDA's list of approved cellular and gene therapy products (the labels eligibility is judged against).",
+    )
     proxy_headers: bool = Field(False, description="Trust X-Forwarded-* headers (only behind a proxy you control).")
     forwarded_allow_ips: str = Field("127.0.0.1", description="Proxies whose X-Forwarded-* headers are trusted when proxy_headers is on.")
 

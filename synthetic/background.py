@@ -21,6 +21,8 @@ CONDITION_MODEL = {
     "copd": (-2.8, 0.4, 0.6), "chf": (-3.6, 0.6, 0.8), "ckd": (-2.9, 0.6, 0.7), "afib": (-3.6, 0.7, 0.5),
     "hypothyroidism": (-2.5, 0.2, 0.2), "depression": (-2.2, 0.0, 0.4), "cad": (-2.5, 0.5, 0.6),
     "gerd": (-2.0, 0.1, 0.2), "obesity": (-1.7, 0.0, 0.3), "sleep_apnoea": (-2.9, 0.2, 0.3), "anxiety": (-2.2, -0.1, 0.3),
+    "old_mi": (-3.6, 0.5, 0.7), "stroke": (-4.0, 0.7, 0.8), "fatty_liver": (-3.0, 0.0, 0.3), "pvd": (-3.8, 0.6, 0.7),
+    "rheumatoid": (-4.2, 0.2, 0.4), "dementia": (-5.5, 1.2, 0.9),
 }
 RULE_OUT_SHARE = 0.003
 RULE_OUT_CODES = ("C8590", "C8330", "C8290")  # NHL unspecified / DLBCL / FL, unspecified site

@@ -143,11 +143,10 @@ def pathway_days(rng: np.random.Generator) -> tuple[int, int, int]:
 
 
 def choose_product(rows: list[LabelRow], rng: np.random.Generator) -> LabelRow:
-    weights = np.array([PRODUCT_WEIGHT.get(r.product, 0.3) for r in rows])
+    """One product among the eligible label rows, weighted by typical US use."""
     unique = {r.product: r for r in rows}
     names = list(unique)
     w = np.array([PRODUCT_WEIGHT.get(n, 0.3) for n in names])
-    del weights
     return unique[names[int(rng.choice(len(names), p=w / w.sum()))]]
 
 

@@ -40,6 +40,7 @@ class ZipTable:
     """Standard US ZIP codes with coordinates; ``metro`` marks ZIPs in a METROS city."""
 
     zip_code: np.ndarray
+    city: np.ndarray
     state: np.ndarray
     latitude: np.ndarray
     longitude: np.ndarray
@@ -55,6 +56,7 @@ def load_zip_table() -> ZipTable:
     metros = {(c.lower(), s) for c, s, _ in METROS}
     return ZipTable(
         zip_code=np.array([r["zip_code"] for r in rows]),
+        city=np.array([r["city"].lower() for r in rows]),
         state=np.array([r["state"] for r in rows]),
         latitude=np.array([float(r["lat"]) for r in rows]),
         longitude=np.array([float(r["long"]) for r in rows]),
@@ -81,8 +83,8 @@ def build_centres() -> pd.DataFrame:
     picks: list[int] = []
     for (city, state, _), k in zip(METROS, counts):
         candidates = np.flatnonzero(table.state == state)
-        in_city = [i for i in candidates if _city_of(i) == city.lower()]
-        pool = np.array(in_city if in_city else candidates)
+        in_city = candidates[table.city[candidates] == city.lower()]
+        pool = in_city if len(in_city) else candidates
         picks.extend(int(i) for i in rng.choice(pool, size=min(k, len(pool)), replace=False))
     picks = picks[:CENTRE_COUNT]
     return pd.DataFrame(
@@ -93,17 +95,6 @@ def build_centres() -> pd.DataFrame:
             "longitude": table.longitude[picks],
         }
     )
-
-
-@cache
-def _cities() -> dict[str, str]:
-    import zipcodes
-
-    return {r["zip_code"]: r["city"].lower() for r in zipcodes.list_all()}
-
-
-def _city_of(index: int) -> str:
-    return _cities()[str(load_zip_table().zip_code[index])]
 
 
 def miles_to_nearest_centre(zip_indices: np.ndarray) -> np.ndarray:

@@ -101,20 +101,16 @@ def choose_defects(n_medical: int, n_pharmacy: int, single_line_rows: np.ndarray
         k = min(len(pool), max(1, int(round(INVALID_SHARE * factor * total))))
         return np.sort(rng.choice(pool, size=k, replace=False)) if k else np.zeros(0, np.int64)
     all_med, all_rx = np.arange(n_medical), np.arange(n_pharmacy)
-    taken = set()
-    def fresh(pool):
-        return np.array([i for i in pool if i not in taken], dtype=np.int64)
     medical, pharmacy = {}, {}
+    taken = np.zeros(0, np.int64)
     for kind, pool in (("malformed_icd", single_line_rows), ("end_before_start", single_line_rows), ("malformed_hcpcs", single_line_rows),
                        ("header_mismatch", multi_line_rows), ("duplicate_primary_key", all_med)):
-        rows = pick(fresh(pool[: 200_000] if len(pool) > 200_000 else pool), n_medical)
-        taken.update(rows.tolist())
-        medical[kind] = rows
-    taken = set()
+        medical[kind] = pick(np.setdiff1d(pool, taken), n_medical)  # one defect per row, so each is caught for its own reason
+        taken = np.union1d(taken, medical[kind])
+    taken = np.zeros(0, np.int64)
     for kind, pool in (("malformed_ndc", all_rx), ("implausible_date", all_rx), ("after_death", dead_fill_rows), ("unknown_person", all_rx)):
-        rows = pick(fresh(pool[: 200_000] if len(pool) > 200_000 else pool), n_pharmacy)
-        taken.update(rows.tolist())
-        pharmacy[kind] = rows
+        pharmacy[kind] = pick(np.setdiff1d(pool, taken), n_pharmacy)
+        taken = np.union1d(taken, pharmacy[kind])
     return Defects(medical, pharmacy)
 
 

@@ -162,7 +162,7 @@ def _generate_chunk(config: SynthConfig, chunk: int, first: int, n: int, stream:
     sim = CourseSimulator(codebook, sink, rng_cancer, noise=0.25 * factor)
     risk = rng_cancer.normal(0, 1, len(cases))
     truth_rows, line_rows, elig_rows = {}, [], []
-    pid = person_ids.to_pylist() if len(cases) else []
+    pid = {int(m): person_ids[int(m)].as_py() for m in cases}
     for k, m in enumerate(cases):
         name = DISEASES[disease[m]]
         site, subtype = disease_subtype(name, rng_cancer)

@@ -127,7 +127,8 @@ def locate_spans(keys: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:
     right = spans.astype({"person_id": "string", "span_start": "datetime64[s]", "span_end": "datetime64[s]"}).sort_values("span_start", kind="mergesort")
     found = pd.merge_asof(left, right, left_on="as_of", right_on="span_start", by="person_id", direction="backward")
     outside = found["span_end"].isna() | (found["span_end"] < found["as_of"])
-    found.loc[outside, ["span_start", "span_end"]] = pd.NaT
+    found["span_start"] = found["span_start"].where(~outside)
+    found["span_end"] = found["span_end"].where(~outside)
     return found.sort_values("_row").set_index("_row")[["span_start", "span_end"]]
 
 

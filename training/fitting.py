@@ -1,6 +1,6 @@
 """Fitting: the LightGBM candidate model, its calibrator, and the two baselines it must beat.
 
-* LightGBM stops early on the validation split's log-loss; positives are up-weighted as the
+* LightGBM stops early on the validation split's AUPRC (average precision); positives are up-weighted as the
   ``ModelSettings.imbalance`` choice says (the calibrator, fitted on validation scores, maps the
   weighted margin back to a probability).
 * The rules-only baseline is what a care team could do without a model: rank by prior lines and
@@ -55,7 +55,10 @@ def _lgb_params(settings: ModelSettings, y_train: np.ndarray) -> dict:
     weight = {"none": 1.0, "balanced": negatives / positives, "sqrt_balanced": np.sqrt(negatives / positives)}[settings.imbalance]
     return {
         "objective": "binary",
-        "metric": "binary_logloss",
+        # Early stopping on AUPRC, not log-loss: with positive weighting the unweighted validation
+        # log-loss worsens as soon as the margin shifts, stopping after a handful of trees.
+        "metric": "average_precision",
+        "first_metric_only": True,
         "learning_rate": settings.learning_rate,
         "num_leaves": settings.num_leaves,
         "max_depth": settings.max_depth,

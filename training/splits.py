@@ -1,11 +1,14 @@
 """Temporal, person-grouped splits.
 
 Persons are assigned to train, validation or test by a seeded hash of their id (so the assignment
-is stable when the population grows), and each split keeps only its own period of index dates:
-train the earliest landmarks, validation the middle, test the latest. A person therefore never
-appears in two splits, and the test set looks like deployment: new members, later dates. With
-``purge_overlap`` a training example is kept only if its whole outcome window ends before the
-first validation index date, so no training label is read from the evaluation period.
+is stable when the population grows). Index dates are cut at one date: training keeps its
+persons' earlier landmarks, validation and test keep their persons' later landmarks (the last
+``holdout_time_fraction`` of examples). A person therefore never appears in two splits, and the
+test set looks like deployment: new members, later dates. Validation shares the test period (with
+other persons) on purpose: the calibrator fitted on it then reflects the period the model is
+judged -- and used -- in, not the training years. With ``purge_overlap`` a training example is
+kept only if its whole outcome window ends before the cut, so no training label is read from the
+evaluation period.
 """
 
 from __future__ import annotations
@@ -23,11 +26,10 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class SplitPlan:
-    """Where each split's period starts and which split each example belongs to (or ``dropped``)."""
+    """Which split each example belongs to (or ``dropped``) and where the later period starts."""
 
     assignment: pd.Series
-    validation_start: pd.Timestamp
-    test_start: pd.Timestamp
+    holdout_start: pd.Timestamp
 
     def rows(self, split: str) -> np.ndarray:
         return (self.assignment == split).to_numpy()
@@ -50,18 +52,17 @@ def plan_split(examples: pd.DataFrame, settings: SplitSettings, horizon_days: in
     dates = pd.DatetimeIndex(sorted(examples["as_of"].unique()))
     if len(dates) < 3:
         raise ValueError(f"need at least 3 distinct landmark dates for a temporal split, found {len(dates)}")
-    n = len(dates)
-    n_test = max(1, int(round(n * settings.test_time_fraction)))
-    n_validation = max(1, int(round(n * settings.validation_time_fraction)))
-    if n_test + n_validation >= n:
-        n_test, n_validation = 1, 1
-    test_start = dates[n - n_test]
-    validation_start = dates[n - n_test - n_validation]
-    group = examples["person_id"].astype("string").map(assign_person_groups(examples["person_id"], settings))
+    # The later period holds the requested share of *examples* (the cohort grows over time, so a
+    # share of dates would leave training with a sliver of the data).
+    counts = examples["as_of"].value_counts().reindex(dates).to_numpy()
+    share_from = (counts[::-1].cumsum() / counts.sum())[::-1]
+    cut = int(np.clip(np.flatnonzero(share_from >= settings.holdout_time_fraction).max(), 1, len(dates) - 1))
+    holdout_start = dates[cut]
+    group = examples["person_id"].astype("string").map(assign_person_groups(examples["person_id"], settings)).to_numpy()
     as_of = examples["as_of"]
-    period = np.where(as_of >= test_start, "test", np.where(as_of >= validation_start, "validation", "train"))
-    assignment = np.where(group.to_numpy() == period, period, "dropped")
+    later = (as_of >= holdout_start).to_numpy()
+    assignment = np.where(later & (group != "train"), group, np.where(~later & (group == "train"), "train", "dropped"))
     if settings.purge_overlap:
-        reaches = (as_of + pd.Timedelta(days=horizon_days) >= validation_start).to_numpy()
+        reaches = (as_of + pd.Timedelta(days=horizon_days) >= holdout_start).to_numpy()
         assignment = np.where((assignment == "train") & reaches, "dropped", assignment)
-    return SplitPlan(pd.Series(assignment, index=examples.index, name="split"), validation_start, test_start)
+    return SplitPlan(pd.Series(assignment, index=examples.index, name="split"), holdout_start)

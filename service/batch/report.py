@@ -16,6 +16,7 @@ from string import Template
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from service.batch.outputs import write_text_atomic
 from service.batch.worklist import STATUS_LABELS, describe_disease, describe_product, describe_value, rank_worklist
@@ -34,22 +35,31 @@ def write_report(parts: pa.Table | pd.DataFrame, path: Path, *, summary, top_mem
 
 
 def render_report(parts: pa.Table | pd.DataFrame, *, summary, top_members: int = 25) -> str:
-    """The page as a string (``summary`` supplies versions, as-of date and run figures)."""
-    frame = parts.to_pandas() if isinstance(parts, pa.Table) else parts
-    top = rank_worklist(frame, top_members)
+    """The page as a string (``summary`` supplies versions, as-of date and run figures).
+
+    Status counts are taken over the whole table in Arrow; everything else needs only the cohort's
+    rows, so only those become a pandas frame (a few percent of a payer's members).
+    """
+    table = parts if isinstance(parts, pa.Table) else pa.Table.from_pandas(parts, preserve_index=False)
+    counts = {item["values"]: int(item["counts"]) for item in pc.value_counts(table.column("status")).to_pylist()}
+    frame = table.filter(pc.equal(table.column("in_cohort"), True)).to_pandas()
+    eligible_top = rank_worklist(frame[frame["status"] == "eligible_now"], max(top_members // 2, 1))
+    likely_top = rank_worklist(frame[frame["status"] == "likely_soon"], max(top_members - len(eligible_top), 1))
     values = {
         "as_of": _e(summary.as_of.isoformat()),
-        "members": f"{len(frame):,}",
+        "members": f"{table.num_rows:,}",
         "model_name": _e(summary.model_name),
         "model_version": _e(summary.model_version),
         "rules_version": _e(summary.rules_version),
-        "status_tiles": render_status_tiles(frame),
+        "status_tiles": render_status_tiles(counts),
         "disease_table": render_disease_table(frame),
         "product_table": render_product_table(frame),
         "score_histogram": render_score_histogram(frame),
         "access_table": render_access_gap(frame),
-        "top_count": str(len(top)),
-        "top_table": render_top_members(top),
+        "eligible_count": str(len(eligible_top)),
+        "eligible_table": render_top_members(eligible_top, start=1),
+        "likely_count": str(len(likely_top)),
+        "likely_table": render_top_members(likely_top, start=1 + int(counts.get("eligible_now", 0))),
         "footer": _e(
             f"cartscout score ({summary.engine} engine): {summary.candidates:,} cohort candidates from the scan; "
             f"{summary.quarantined_rows:,} rows quarantined by validation."
@@ -58,8 +68,7 @@ def render_report(parts: pa.Table | pd.DataFrame, *, summary, top_members: int =
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(values)
 
 
-def render_status_tiles(frame: pd.DataFrame) -> str:
-    counts = frame["status"].value_counts()
+def render_status_tiles(counts: dict[str, int]) -> str:
     tiles = []
     for status in STATUS_ORDER:
         n = int(counts.get(status, 0))
@@ -151,19 +160,22 @@ def render_access_gap(frame: pd.DataFrame) -> str:
     return f'<table class="heat">{head}{"".join(rows)}</table>'
 
 
-def render_top_members(top: pd.DataFrame) -> str:
+def render_top_members(top: pd.DataFrame, *, start: int) -> str:
+    """Worklist rows with their factors; ``start`` is the worklist rank of the first row."""
     if top.empty:
-        return '<p class="note">Nobody is eligible now or likely soon.</p>'
+        return '<p class="note">Nobody in this group.</p>'
     rows = []
-    for rank, rec in enumerate(top.to_dict("records"), start=1):
+    for rank, rec in enumerate(top.to_dict("records"), start=start):
         score = rec.get("score")
         score_text = "" if score is None or pd.isna(score) else f"{100 * float(score):.1f}%"
+        waiting = rec.get("_waiting")
+        waiting_text = "" if waiting is None or pd.isna(waiting) else f"{int(waiting):,} days"
         rows.append(
             f'<tr data-member="{_e(rec["person_id"])}"><td class="num">{rank}</td><td>{_e(rec["person_id"])}</td>'
-            f"<td>{_e(STATUS_LABELS[rec['status']])}</td><td>{_e(describe_disease(rec.get('disease')))}</td>"
-            f'<td class="num">{score_text}</td><td>{_factors(rec)}</td></tr>'
+            f"<td>{_e(describe_disease(rec.get('disease')))}</td>"
+            f'<td class="num">{score_text or waiting_text}</td><td>{_factors(rec)}</td></tr>'
         )
-    head = '<tr><th class="num">Rank</th><th>Member ID</th><th>Priority</th><th>Disease</th><th class="num">Score</th><th>Main factors</th></tr>'
+    head = '<tr><th class="num">Rank</th><th>Member ID</th><th>Disease</th><th class="num">Score / waiting</th><th>Main factors</th></tr>'
     return f"<table>{head}{''.join(rows)}</table>"
 
 

@@ -102,6 +102,8 @@ class ScoreSummary:
         lines.append(f"  rows quarantined by validation (cohort members' rows): {self.quarantined_rows:,}")
         if self.resumed_chunks:
             lines.append(f"  chunks reused from the interrupted run: {self.resumed_chunks:,}")
+        if self.stage_seconds:
+            lines.append("  stage seconds: " + ", ".join(f"{k} {v:,.1f}" for k, v in self.stage_seconds.items()))
         lines.append(f"  wall time {self.wall_seconds:,.1f} s ({rate:,.0f} members/s)")
         lines.append(f"  wrote {self.out_dir / SCORES_FILE}, worklist.csv, report.html")
         return "\n".join(lines)
@@ -121,6 +123,7 @@ def score_directory(options: ScoreOptions, *, model=None, on_chunk_scored: Calla
         from models.loading import load_model
 
         model = load_model(options.model_uri)
+        timings["model"] = time.perf_counter() - started
     if options.engine == "spark":
         from service.batch.spark import score_on_spark
 

@@ -54,9 +54,12 @@ def start_session(master: str | None = None):
         if master.startswith("local"):
             # Local workers must run this interpreter (the project's venv), not whatever is on PATH.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-            builder = builder.config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
+            builder = builder.config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    if master and master.startswith("local"):
+        session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 def score_on_spark(options, model, timings: dict[str, float]):
@@ -125,9 +128,12 @@ def latest_service_date(frames) -> date | None:
 
 
 def find_candidates(frames, wanted: dict[str, list[str]]) -> list[str]:
-    """Spark SQL version of the cohort scan over the same code sets as ``contract.scan``: exact
-    drug/procedure hits, and diagnosis codes pre-filtered on their first three characters in the
-    scan, then checked against the full dotless prefixes on the (small) distinct remainder."""
+    """Spark SQL version of the cohort scan over the same code sets as ``contract.scan``.
+
+    One job: persons with an exact drug/procedure/NDC hit (code left empty), plus distinct
+    (person, diagnosis code) pairs whose first three characters are a target category; those
+    few pairs are then checked against the full dotless prefixes on the driver.
+    """
     from pyspark.sql import functions as F
 
     medical = frames["medical_claim"]
@@ -135,22 +141,29 @@ def find_candidates(frames, wanted: dict[str, list[str]]) -> list[str]:
     dx = [f"diagnosis_code_{i}" for i in _WIDE if f"diagnosis_code_{i}" in columns]
     px = [f"procedure_code_{i}" for i in _WIDE if f"procedure_code_{i}" in columns]
     categories = sorted({p[:3] for p in wanted["diagnosis_prefix"]})
+    person = F.col("person_id").cast("string").alias("person_id")
     exact = F.lit(False)
     if "hcpcs_code" in columns and wanted["hcpcs"]:
         exact = exact | F.col("hcpcs_code").cast("string").isin(wanted["hcpcs"])
     for c in px if wanted["icd10pcs"] else []:
         exact = exact | F.col(c).cast("string").isin(wanted["icd10pcs"])
-    found = {r[0] for r in medical.where(exact).select(F.col("person_id").cast("string")).distinct().collect()}
+    hits = [medical.where(exact).select(person, F.lit(None).cast("string").alias("code"))]
     if dx:
-        codes = medical.select(F.col("person_id").cast("string").alias("person_id"),
-                               F.explode(F.array(*[F.col(c).cast("string") for c in dx])).alias("code"))
-        pairs = codes.where(F.substring("code", 1, 3).isin(categories)).distinct().collect()
-        prefixes = tuple(wanted["diagnosis_prefix"])
-        found |= {r["person_id"] for r in pairs if r["code"].replace(".", "").upper().startswith(prefixes)}
+        codes = medical.select(person, F.explode(F.array(*[F.col(c).cast("string") for c in dx])).alias("code"))
+        hits.append(codes.where(F.substring("code", 1, 3).isin(categories)))
     if wanted["ndc"]:
         pharmacy = frames["pharmacy_claim"]
-        hits = pharmacy.where(F.regexp_replace(F.col("ndc_code").cast("string"), "-", "").isin(wanted["ndc"]))
-        found |= {r[0] for r in hits.select(F.col("person_id").cast("string")).distinct().collect()}
+        ndc = F.regexp_replace(F.col("ndc_code").cast("string"), "-", "")
+        hits.append(pharmacy.where(ndc.isin(wanted["ndc"])).select(person, F.lit(None).cast("string").alias("code")))
+    union = hits[0]
+    for frame in hits[1:]:
+        union = union.unionByName(frame)
+    prefixes = tuple(wanted["diagnosis_prefix"])
+    found = set()
+    for row in union.distinct().collect():
+        code = row["code"]
+        if code is None or code.replace(".", "").upper().startswith(prefixes):
+            found.add(row["person_id"])
     return sorted(found)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from service.batch.outputs import write_text_atomic
 
@@ -56,8 +57,9 @@ WORKLIST_STATUSES = ("eligible_now", "likely_soon")
 
 def rank_worklist(parts: pa.Table | pd.DataFrame, top_k: int | None = None) -> pd.DataFrame:
     """The members to contact, ranked, as the part/score columns (``top_k`` caps the length)."""
-    frame = parts.to_pandas() if isinstance(parts, pa.Table) else parts
-    frame = frame[frame["status"].isin(WORKLIST_STATUSES)].copy()
+    if isinstance(parts, pa.Table):
+        parts = parts.filter(pc.is_in(parts.column("status"), value_set=pa.array(WORKLIST_STATUSES))).to_pandas()
+    frame = parts[parts["status"].isin(WORKLIST_STATUSES)].copy()
     as_of = pd.to_datetime(frame["as_of"])
     since = pd.to_datetime(frame["eligible_since"]) if "eligible_since" in frame else pd.Series(pd.NaT, index=frame.index)
     frame["_group"] = frame["status"].map({"eligible_now": 0, "likely_soon": 1})
@@ -86,7 +88,7 @@ def build_worklist(parts: pa.Table | pd.DataFrame, top_k: int | None = None) -> 
                 describe_disease(rec.get("disease")),
                 "; ".join(describe_product(p) for p in _items(rec.get("eligible_products"))),
                 since.isoformat() if isinstance(since, date) else "",
-                "" if waiting is None or pd.isna(waiting) else int(waiting),
+                describe_waiting(waiting),
                 "" if rec.get("score") is None or pd.isna(rec["score"]) else round(100 * float(rec["score"]), 1),
                 int(rec.get("lines_of_therapy") or 0),
                 "" if rec.get("distance_to_center_miles") is None or pd.isna(rec["distance_to_center_miles"]) else round(float(rec["distance_to_center_miles"])),
@@ -105,6 +107,15 @@ def write_worklist(parts: pa.Table | pd.DataFrame, path: Path, top_k: int | None
     worklist.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
     write_text_atomic(buffer.getvalue(), Path(path))
     return len(worklist)
+
+
+def describe_waiting(days) -> str:
+    """Days since eligibility; at the lookback limit it reads '720+' (onset is at least that old)."""
+    from service.batch.eligibility_onset import LOOKBACK_MONTHS, STEP_DAYS
+
+    if days is None or pd.isna(days):
+        return ""
+    return f"{int(days)}+" if int(days) >= LOOKBACK_MONTHS * STEP_DAYS else str(int(days))
 
 
 def describe_disease(code) -> str:

@@ -38,7 +38,8 @@ def make_row(person_id: str, status: str = "likely_soon", *, score: float | None
              products: tuple[str, ...] = (), eligibility: list[dict] | None = None, reasons: list[dict] | None = None,
              lines: int = 2, miles: float | None = 30.0, payer: str | None = "commercial", eligible_since: date | None = None,
              model: ModelIdentity = ModelIdentity()) -> dict:
-    """One part row; not_in_cohort rows come out in the scorer's canonical empty form."""
+    """One part row; not_in_cohort rows come out in the scorer's canonical empty form, and only
+    scored statuses get SHAP reasons by default (as the scorer does)."""
     outside = status == "not_in_cohort"
     return {
         "person_id": person_id, "as_of": AS_OF, "in_cohort": not outside, "disease": None if outside else disease,
@@ -46,7 +47,7 @@ def make_row(person_id: str, status: str = "likely_soon", *, score: float | None
         "eligible_products": [] if outside else list(products),
         "eligibility": [] if outside else (eligibility if eligibility is not None else [make_criterion(p) for p in products]),
         "lines_of_therapy": 0 if outside else lines,
-        "reasons": [] if outside else (reasons if reasons is not None else [make_reason()]),
+        "reasons": reasons if reasons is not None else ([make_reason()] if status in ("likely_soon", "watch", "unlikely") else []),
         "distance_to_center_miles": None if outside else miles, "model_name": model.name,
         "model_version": model.version, "rules_version": model.rules_version,
         "payer_type": None if outside else payer, "eligible_since": eligible_since,

@@ -66,3 +66,12 @@ def test_chromium_renders_the_report_with_the_expected_counts(tmp_path):
     assert counts["scored"] == "6"
     assert counts["gap:under 25 miles:medicare"] == "1" and counts["gap:100-200 miles"] == "1" and counts["gap:distance unknown"] == "1"
     assert page.dom.count("data-member=") == 4
+
+
+def test_likely_soon_members_show_their_factors_as_bars_and_eligible_members_their_label():
+    """Scored members get a bar per factor (red raises, blue lowers); eligible-now members name the label met."""
+    page = render_report(_population(), summary=SUMMARY)
+    likely = page[page.index('id="top-likely"'):]
+    assert likely.count('fill="#b3261e"') >= 1 and "Lines of therapy: 2" in likely
+    eligible = page[page.index('id="top-eligible"'):page.index('id="top-likely"')]
+    assert "Meets the label for Axicabtagene ciloleucel" in eligible

@@ -74,3 +74,28 @@ def test_quarantined_rows_do_not_become_events(tmp_path):
     assert not loaded.events["claim_id"].isin(["BAD", "RBAD"]).any()
     assert loaded.report.error_count == 2
     assert len(pd.read_parquet(tmp_path / "q" / "issues.parquet")) == 2
+
+
+def test_good_directory_maps_to_the_expected_events(tmp_path):
+    """The factory's member P1 yields exactly the events its claims describe, each on the right claim."""
+    events = load_directory(write_contract(tmp_path / "data", fmt="parquet")).events
+    p1 = events[events["person_id"] == "P1"]
+    got = set(zip(p1["kind"], p1["code_system"], p1["code"], p1["claim_id"].fillna(""), p1["setting"]))
+    assert got == {
+        ("enrollment", "", "", "", "unknown"),
+        ("diagnosis", "icd10cm", "C8338", "C1", "office"),
+        ("drug_admin", "hcpcs", "J9312", "C1", "office"),
+        ("procedure", "hcpcs", "99213", "C1", "office"),
+        ("diagnosis", "icd10cm", "C8338", "C2", "inpatient"),
+        ("diagnosis", "icd10cm", "D701", "C2", "inpatient"),
+        ("inpatient_stay", "", "", "C2", "inpatient"),
+        ("procedure", "ms_drg", "018", "C2", "inpatient"),
+        ("procedure", "icd10pcs", "XW033H7", "C2", "inpatient"),
+        ("procedure", "revenue", "0120", "C2", "inpatient"),
+        ("procedure", "revenue", "0891", "C2", "inpatient"),
+        ("drug_admin", "hcpcs", "Q2041", "C2", "inpatient"),
+        ("diagnosis", "icd10cm", "R509", "C3", "ed"),
+        ("procedure", "hcpcs", "99284", "C3", "ed"),
+        ("drug_fill", "ndc", "00002321530", "R1", "pharmacy"),
+    }
+    assert len(p1) == len(got) + 1  # two enrollment spans share one tuple above

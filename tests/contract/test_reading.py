@@ -131,3 +131,12 @@ def test_person_filter_reads_only_those_claims(tmp_path):
     read = read_table(directory, MEDICAL_CLAIM, person_ids=["P2"])
     assert set(read.frame["person_id"]) == {"P2"}
     assert read.frame["_row"].tolist() == [5, 6]
+
+
+def test_csv_with_byte_order_mark_is_read(tmp_path):
+    """A CSV saved by a spreadsheet with a UTF-8 byte-order mark still has its first column found."""
+    directory = write_contract(tmp_path / "data")
+    path = directory / "eligibility.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    report = validate_directory(directory)
+    assert not report.fatal and report.error_count == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 from features import catalog
 from features.comorbidity import CHARLSON_FILE, load_charlson_codes
@@ -49,3 +50,9 @@ def test_charlson_digest_matches_the_code_list_file():
 def test_feature_set_version_is_a_short_hash():
     """The version is 16 hex characters, derived from the catalog content."""
     assert re.fullmatch(r"[0-9a-f]{16}", catalog.FEATURE_SET_VERSION)
+
+
+def test_docs_list_every_feature():
+    """docs/features.md names every catalog feature, so the documentation cannot fall behind."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "features.md").read_text()
+    assert [n for n in catalog.FEATURE_NAMES if f"`{n}`" not in text] == []

@@ -202,3 +202,53 @@ def test_config_rejects_unknown_prefix(codes):
     """A subtype prefix that is not in the code list is an error naming it."""
     with pytest.raises(ValueError, match="C99.9"):
         cohort_of(codes, [dx("a", "2024-01-01", "C8330")], config=CohortConfig(subtype_by_prefix=(("C99.9", "x"),)))
+
+
+def test_duplicated_members_in_as_of_are_an_error(codes):
+    """Two as_of dates for one person_id is a caller error that names the field."""
+    as_of = pd.Series(pd.Timestamp("2024-01-01"), index=["a", "a"])
+    with pytest.raises(ValueError, match="as_of index"):
+        assign_cohort(empty_events(), empty_persons(), as_of, codes)
+
+
+def test_missing_codes_and_unknown_codes_are_ignored(codes):
+    """Rows with a missing or unknown code neither crash nor count."""
+    rows = [dx("a", "2024-01-01", None, "inpatient"), dx("a", "2024-01-01", "ZZZ99", "inpatient"),
+            drug("a", "2024-01-02", None), dx("b", "2024-01-01", "C8330", "inpatient")]
+    out = cohort_of(codes, rows)
+    assert not out.loc["a", "in_cohort"] and out.loc["b", "in_cohort"]
+
+
+CODE_POOL = ["C8330", "C8339", "C83390", "C8210", "C8240", "C8310", "C9100", "C9000", "C8300", "C9110", "C8190", "C8440", "C8380", "I10"]
+DRUG_POOL = ["J9312", "J9000", "J9039", "J1100", "J9033"]
+
+
+@pytest.mark.slow
+def test_property_alone_equals_population_and_future_events_are_invisible(codes):
+    """Random histories: a member's row is the same alone or in the population, and events after as_of change nothing."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    event = st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(0, 900),
+        st.one_of(st.tuples(st.just("diagnosis"), st.sampled_from(CODE_POOL)), st.tuples(st.just("drug_admin"), st.sampled_from(DRUG_POOL))),
+        st.sampled_from(["office", "inpatient", "outpatient"]),
+    )
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(event, min_size=1, max_size=25), st.lists(event, max_size=5))
+    def check(history, future):
+        start = pd.Timestamp("2023-01-01")
+        def rows(items, offset=0):
+            return [(p, k, str((start + pd.Timedelta(days=d + offset)).date()), "icd10cm" if k == "diagnosis" else "hcpcs", c, s)
+                    for p, d, (k, c), s in items]
+        base = rows(history)
+        together = cohort_of(codes, base, people=["a", "b", "c"], as_of="2025-12-31")
+        later = cohort_of(codes, base + rows(future, offset=1100), people=["a", "b", "c"], as_of="2025-12-31")
+        pd.testing.assert_frame_equal(together, later)
+        for person in ("a", "b", "c"):
+            alone = cohort_of(codes, [r for r in base if r[0] == person], people=[person], as_of="2025-12-31")
+            pd.testing.assert_series_equal(together.loc[person], alone.loc[person])
+
+    check()

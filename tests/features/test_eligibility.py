@@ -404,3 +404,16 @@ def test_bad_rule_files_are_rejected(tmp_path):
     (tmp_path / "disease.yaml").write_text(good.replace("disease: LBCL", "disease: AML"))
     with pytest.raises(ValueError):
         load_rules(tmp_path / "disease.yaml")
+
+
+def test_one_line_progression_timing_is_bounded_by_as_of(rules):
+    """One line plus progression evidence and no line 2: as_of within 12 months of line-1 end proves early relapse; later stays unknown."""
+    base = {"prior_lines": 1, "progressed_after_last_line": True, "progression_evidence": "relapse-coded diagnosis",
+            "line1_regimen": "R-CHOP", "line1_end": pd.Timestamp("2025-01-01")}
+    out = assess(rules, [{"id": "soon", "disease": "LBCL", "subtype": "DLBCL NOS", "treatment": base, "as_of": "2025-08-01"},
+                         {"id": "later", "disease": "LBCL", "subtype": "DLBCL NOS", "treatment": base, "as_of": "2026-06-01"}])
+    soon = row(out, "soon", AXI)
+    assert soon.eligible and list(soon.criteria_unknown) == []
+    assert "relapsed within 12 months of first-line R-CHOP" in text(soon.criteria_met)
+    later = row(out, "later", AXI)
+    assert later.eligible and "cannot be judged" in text(later.criteria_unknown)

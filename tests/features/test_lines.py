@@ -543,3 +543,69 @@ def test_property_events_after_as_of_change_nothing_once_clipped(rows, later, cu
     base = derive_lines(clip_to_as_of(frame(rows), as_of), dis, as_of, CODES)
     more = derive_lines(clip_to_as_of(frame(rows + shifted), as_of), dis, as_of, CODES)
     pd.testing.assert_frame_equal(base, more)
+
+
+def test_batch_path_equals_single_member_path():
+    """Above the small-input threshold (many members, >4096 rows) the lines equal those computed member by member."""
+    rng = np.random.default_rng(3)
+    members = []
+    for i in range(120):
+        start = pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(rng.integers(0, 300)))
+        s = start.strftime("%Y-%m-%d")
+        later = (start + pd.Timedelta(days=int(rng.integers(100, 400)))).strftime("%Y-%m-%d")
+        kind = i % 4
+        if kind == 0:
+            events = regimen(s, R_CHOP, int(rng.integers(2, 7)), 21) + regimen(later, R_ICE, 2, 21) + [dx(s, "C83.38")] * 3
+        elif kind == 1:
+            events = monthly(s, "ibrutinib", int(rng.integers(3, 12))) + monthly(later, "venetoclax", 4) + [dx(s, "C91.10")] * 3
+        elif kind == 2:
+            events = regimen(s, ["bortezomib", "dexamethasone"], 4, 21) + [proc(later, "38241")] + monthly(later, "lenalidomide", 5)
+        else:
+            events = regimen(s, ["bendamustine", "rituximab"], 6, 28) + [proc(later, "38225"), drug(later, "fludarabine")]
+        members.append(make_member(f"M{i:03d}", events=events + [dx(s, "I10")] * 20))
+    _, everyone = make_population(members)
+    assert len(everyone) > 4096
+    as_of = as_of_series(members, "2025-01-01")
+    diseases = pd.Series(["LBCL", "CLL_SLL", "MM", "FL"] * 30, index=as_of.index, dtype=object)
+    together = derive_lines(everyone, diseases, as_of, CODES)
+    for m in members[:12]:
+        alone = derive_lines(m.events, diseases.loc[[m.person_id]], as_of.loc[[m.person_id]], CODES)
+        mine = together[together["person_id"] == m.person_id].reset_index(drop=True)
+        pd.testing.assert_frame_equal(alone, mine)
+    assert together.groupby("person_id").size().min() >= 1
+
+
+def test_unknown_codes_and_rows_without_person_or_date_are_ignored():
+    """Unknown codes, a missing person_id or a missing date never create or change a line."""
+    member = make_member("P1", events=regimen("2024-01-01", R_CHOP, 6, 21))
+    junk = conform_events(
+        pd.DataFrame(
+            {
+                "person_id": ["P1", None, "P1", "P1"],
+                "kind": ["drug_admin", "drug_admin", "drug_admin", "procedure"],
+                "date": [pd.Timestamp("2024-03-01"), pd.Timestamp("2024-08-01"), pd.NaT, pd.Timestamp("2024-09-01")],
+                "code_system": ["hcpcs", "hcpcs", "hcpcs", "hcpcs"],
+                "code": ["ZZZZZ", "J9045", "J9045", None],
+            }
+        )
+    )
+    as_of = as_of_series(member, "2025-01-01")
+    dis = pd.Series(["LBCL"], index=as_of.index)
+    clean = derive_lines(member.events, dis, as_of, CODES)
+    dirty = derive_lines(pd.concat([member.events, junk], ignore_index=True), dis, as_of, CODES)
+    pd.testing.assert_frame_equal(clean, dirty)
+
+
+def test_apheresis_without_infusion_releases_bridging_after_the_lookback():
+    """If no infusion follows apheresis within 180 days, the drugs given after it are ordinary lines again."""
+    events = regimen("2024-01-01", R_CHOP, 6, 21) + [proc("2024-08-01", "38225")] + regimen("2024-08-10", ["glofitamab"], 14, 21)
+    assert lines_for(events, as_of="2024-10-01")["line_number"].tolist() == [1]
+    late = lines_for(events, as_of="2025-03-01")
+    assert late["line_number"].tolist() == [1, 2]
+    assert late["start_date"].iloc[1] == pd.Timestamp("2024-08-10") and late["drugs"].iloc[1] == ["glofitamab"]
+
+
+def test_maintenance_regimens_never_name_a_line():
+    """Lenalidomide + dexamethasone is not named "Lenalidomide maintenance": maintenance is a phase, not a line."""
+    out = lines_for(monthly("2024-01-01", "lenalidomide", 6) + [fill("2024-01-01", "dexamethasone", 28)], disease="MM")
+    assert len(out) == 1 and pd.isna(out["regimen"].iloc[0])

@@ -224,3 +224,22 @@ def test_landmarks_equal_separate_runs_at_each_date():
         alone = run(events, persons, ["p"], as_of=day).features
         left = together.iloc[[i]].drop(columns="person_id").reset_index(drop=True)
         pd.testing.assert_frame_equal(left, alone.drop(columns="person_id"))
+
+
+def test_distance_from_centre_list_or_prepared_coordinates():
+    """A centre frame and its coordinates prepared once give the same distance; no centres give NaN."""
+    from features.geography import load_zip_centroids, locate_centers
+
+    centroids = load_zip_centroids()
+    centers = pd.DataFrame({"name": ["Boston"], "zip": ["02115"], "latitude": [None], "longitude": [None]})
+    persons = persons_for(["p"]).assign(zip_code="02139")
+    as_of = pd.Series(AS_OF, index=["p"])
+    codes = load_codelists()
+    from_frame = build_features(events_from([]), persons, as_of, codes, centers=centers, zip_centroids=centroids).features
+    prepared = locate_centers(centers, centroids)
+    from_coords = build_features(events_from([]), persons, as_of, codes, centers=prepared, zip_centroids=centroids).features
+    none = build_features(events_from([]), persons, as_of, codes, zip_centroids=centroids).features
+    miles = from_frame["geo_car_t_center_distance_miles"].iloc[0]
+    assert 0 < miles < 5
+    assert from_coords["geo_car_t_center_distance_miles"].iloc[0] == miles
+    assert np.isnan(none["geo_car_t_center_distance_miles"].iloc[0])

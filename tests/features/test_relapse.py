@@ -238,3 +238,24 @@ def test_property_summary_ignores_events_after_as_of(rows, later, cut):
 
     pd.testing.assert_frame_equal(run(rows), run(rows + shifted))
 
+
+
+def test_batch_summary_equals_single_member_summary():
+    """Above the small-input thresholds the summary equals the one computed member by member."""
+    members = []
+    for i in range(80):
+        start = pd.Timestamp("2023-01-01") + pd.Timedelta(days=3 * i)
+        s, later = start.strftime("%Y-%m-%d"), (start + pd.Timedelta(days=150 + 5 * i)).strftime("%Y-%m-%d")
+        events = monthly(s, "lenalidomide", 4) + regimen(later, ["daratumumab", "bortezomib"], 3, 21) + [dx(s, "C90.00")] * 50
+        members.append(make_member(f"M{i:03d}", events=events))
+    _, everyone = make_population(members)
+    assert len(everyone) > 4096
+    as_of = as_of_series(members, "2025-06-01")
+    diseases = pd.Series("MM", index=as_of.index, dtype=object)
+    together = summarise_treatment(derive_lines(everyone, diseases, as_of, CODES), everyone, diseases, as_of, CODES)
+    assert together["lenalidomide_refractory"].any() and not together["lenalidomide_refractory"].all()
+    for k in (0, 40, 79):
+        m = members[k]
+        one = as_of.iloc[[k]]
+        alone = summarise_treatment(derive_lines(m.events, diseases.iloc[[k]], one, CODES), m.events, diseases.iloc[[k]], one, CODES)
+        pd.testing.assert_frame_equal(alone, together.iloc[[k]].reset_index(drop=True))

@@ -74,3 +74,29 @@ def test_metrics_count_requests_and_scores_by_model_version(scoring_client, api_
     assert 'cartscout_request_duration_seconds_bucket{endpoint="/v1/score"' in text
     assert 'cartscout_member_status_total{model_version="1",status="eligible_now"} 1.0' in text
     assert 'cartscout_model_info{from_local_copy="false",model_name="cartscout-candidate",model_version="1"' in text
+
+
+class BrokenModel:
+    """A model object whose code lists blow up with a message quoting patient data."""
+
+    name, version, rules_version, feature_set_version, from_local_copy = "cartscout-candidate", "9", "r", "f", False
+
+    @property
+    def codes(self):
+        raise RuntimeError("boom while reading MEMBER-ID-31337 code C83.38")
+
+
+def test_unexpected_failure_is_a_bare_500_and_logs_no_message(settings, api_headers, log_lines):
+    """An internal error answers 500 problem+json without detail; the log names the exception type and place, not its message."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(settings, loader=lambda uri, cache: BrokenModel())) as client:
+        response = client.post("/v1/score", json=relapsed_dlbcl_member("MEMBER-ID-31337"), headers=api_headers)
+    assert response.status_code == 500
+    assert "MEMBER-ID-31337" not in response.text and "C83.38" not in response.text
+    text = "\n".join(log_lines())
+    assert "MEMBER-ID-31337" not in text and "C83.38" not in text
+    line = next(json.loads(x) for x in text.splitlines() if '"event":"request"' in x)
+    assert line["status"] == 500 and line["level"] == "error" and line["note"].startswith("unhandled RuntimeError at ")

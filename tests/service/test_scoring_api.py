@@ -114,14 +114,44 @@ def test_admin_reload_swaps_versions_without_failing_requests(settings, model_di
         workers = [threading.Thread(target=hammer) for _ in range(2)]
         for w in workers:
             w.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while not results and time.monotonic() < deadline:
+            time.sleep(0.05)
         reload = client.post("/admin/model/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
-        time.sleep(0.5)
+        after = client.post("/v1/score", json=relapsed_dlbcl_member(), headers=api_headers).json()["model_version"]
         stop.set()
         for w in workers:
             w.join()
         assert reload.json() == {"swapped": True, "model_name": "cartscout-candidate", "model_version": "2"}
-        assert client.get("/readyz").json()["model_version"] == "2"
+        assert after == "2" and client.get("/readyz").json()["model_version"] == "2"
     assert results and all(status == 200 for status, _ in results)
-    assert {version for _, version in results} <= {"1", "2"}
-    assert results[-1][1] == "2"
+    assert {version for _, version in results} <= {"1", "2"} and results[0][1] == "1"
+
+
+def test_alias_poller_swaps_to_a_new_version(settings, model_dir):
+    """With polling on, a version change behind the alias is picked up without a restart."""
+    polling = settings.model_copy(update={"model_poll_seconds": 0.2})
+    with TestClient(create_app(polling, loader=make_loader(model_dir, versions=["1", "2"]))) as client:
+        deadline = time.monotonic() + 20
+        version = client.get("/readyz").json()["model_version"]
+        while version != "2" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            version = client.get("/readyz").json()["model_version"]
+    assert version == "2"
+
+
+def test_failed_reload_keeps_the_current_model(settings, model_dir, api_headers):
+    """A registry failure during reload leaves the loaded version serving."""
+    calls = {"n": 0}
+    load = make_loader(model_dir)
+
+    def flaky(uri, cache_dir):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise ConnectionError("registry down")
+        return load(uri, cache_dir)
+
+    with TestClient(create_app(settings, loader=flaky)) as client:
+        reload = client.post("/admin/model/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        assert reload.status_code == 200 and reload.json()["swapped"] is False and reload.json()["model_version"] == "1"
+        assert client.post("/v1/score", json=relapsed_dlbcl_member(), headers=api_headers).status_code == 200

@@ -27,13 +27,23 @@ def test_no_person_in_two_splits():
 
 
 def test_test_dates_later_than_train_and_labels_purged():
-    """Test index dates follow validation ones, which follow training ones; with purging no
-    training outcome window reaches the validation period."""
+    """Validation and test index dates all follow every training index date; with purging no
+    training outcome window reaches the later period."""
     examples = _examples()
     plan = plan_split(examples, SplitSettings(), horizon_days=180)
     by = {s: examples.loc[plan.rows(s), "as_of"] for s in ("train", "validation", "test")}
-    assert by["train"].max() < by["validation"].min() <= by["validation"].max() < by["test"].min()
-    assert (by["train"] + pd.Timedelta(days=180)).max() < plan.validation_start
+    assert by["train"].max() < by["validation"].min()
+    assert by["train"].max() < by["test"].min()
+    assert (by["train"] + pd.Timedelta(days=180)).max() < plan.holdout_start
+
+
+def test_later_period_holds_the_requested_share_of_examples():
+    """The cut is placed by example counts: a growing cohort still leaves training most rows."""
+    examples = _examples()
+    growing = pd.concat([examples, examples[examples["as_of"] >= examples["as_of"].max()]] * 1, ignore_index=True)
+    plan = plan_split(growing, SplitSettings(holdout_time_fraction=0.35), horizon_days=180)
+    later_share = (growing["as_of"] >= plan.holdout_start).mean()
+    assert 0.35 <= later_share < 0.35 + 0.2
 
 
 def test_person_assignment_is_stable_when_population_grows():

@@ -1,0 +1,360 @@
+"""Benchmark the scoring service end to end over HTTP, against ``mlflow models serve`` in the same run.
+
+Writes bench/results/service.md. What is measured:
+
+* cartscout: ``cartscout serve`` (one uvicorn worker, auth on with an API key) on a loopback port,
+  loading a real cartscout artifact (LightGBM booster over the full feature catalog, default 300
+  trees x 31 leaves, fitted on random numbers: cost, not accuracy, is measured). One member with
+  about 300 events who is in the cohort and not yet eligible, so the whole path runs: JSON parse
+  and validation, claims -> events, cohort, lines of therapy, label eligibility, features,
+  prediction, TreeSHAP, response JSON. Median and p99 latency with one client (sequential
+  requests), then throughput with 8 concurrent clients.
+* baseline: the same booster saved as an MLflow LightGBM model and served by
+  ``mlflow models serve --env-manager local``; one feature row per request (bare predict, no
+  features, no SHAP, no rules); same client code, same figures.
+* in-process breakdown of one request (mapping, scoring, response model) and TreeSHAP cost per
+  row by model size (100 / 300 / 600 trees), to show where the time goes and what model size buys.
+
+Usage: python bench/bench_service.py [--trees 300] [--seconds 10] [--requests 300]
+The clients run in this process; the servers are separate processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results" / "service.md"
+BIN = Path(sys.executable).parent
+API_KEY = "bench-api-key"
+R_CHOP = ("J9312", "J9070", "J9000", "J9370")
+OTHER_DX = ("I10", "E11.9", "E78.5", "K21.9", "M54.5", "D64.9", "R50.9", "N17.9")
+VISITS = ("99213", "99214", "85025", "80053", "36415", "96413", "96415", "J1100", "J2405")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_artifact(directory: Path, trees: int, leaves: int = 31):
+    """A cartscout artifact with a booster of the given size over the real feature catalog."""
+    import lightgbm as lgb
+
+    import features
+    from features.catalog import FEATURE_NAMES, FEATURE_SET_VERSION, categorical_feature_names
+    from features.codelists import CODELIST_DIR, load_codelists
+    from features.eligibility import load_rules
+    from models.artifact import ModelSpec, StatusThresholds, describe_rules_version, write_model_directory
+    from models.calibration import PlattCalibrator
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.normal(size=(5000, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    cats = categorical_feature_names()
+    for c in cats:
+        x[c] = rng.integers(0, 4, len(x)).astype(float)
+    logit = x.iloc[:, :10].sum(axis=1) / 3
+    y = (rng.uniform(size=len(x)) < 1 / (1 + np.exp(-logit))).astype(int)
+    params = {"objective": "binary", "num_leaves": leaves, "min_data_in_leaf": 5, "verbosity": -1, "seed": 0, "deterministic": True}
+    booster = lgb.train(params, lgb.Dataset(x, label=y, categorical_feature=list(cats)), num_boost_round=trees)
+    calibrator = PlattCalibrator().fit(booster.predict(x, raw_score=True), y)
+    rules_path = Path(features.__file__).parent / "rules" / "car_t_labels.yaml"
+    spec = ModelSpec(
+        feature_names=tuple(FEATURE_NAMES),
+        categorical_features=tuple(cats),
+        feature_set_version=FEATURE_SET_VERSION,
+        codelists_version=load_codelists().version,
+        rules_version=describe_rules_version(load_rules(rules_path)),
+        rules_file=rules_path.name,
+        horizon_days=180,
+        thresholds=StatusThresholds(likely_soon=0.6, watch=0.3),
+        calibration="platt",
+    )
+    write_model_directory(directory, booster, calibrator, spec, rules_path, CODELIST_DIR)
+    return booster, x
+
+
+def install_local_copy(artifact: Path, cache: Path) -> None:
+    """Save the artifact as the pyfunc the registry would hand out and record it as the last loaded copy."""
+    import mlflow.pyfunc
+
+    from models.artifact import MODEL_NAME, artifact_paths
+    from models.candidate import CandidatePyfunc
+
+    target = cache / MODEL_NAME / "1"
+    mlflow.pyfunc.save_model(str(target), python_model=CandidatePyfunc(), artifacts=artifact_paths(artifact))
+    (cache / "last_loaded.json").write_text(json.dumps({"uri": f"models:/{MODEL_NAME}@champion", "name": MODEL_NAME, "version": "1", "path": str(target)}))
+
+
+def make_member() -> dict:
+    """One member with about 300 events: DLBCL on first-line R-CHOP, background care, no relapse yet."""
+    claims = []
+    start = date(2024, 1, 8)
+    n = 0
+
+    def add(day: date, hcpcs: str, dx: tuple[str, ...]):
+        nonlocal n
+        n += 1
+        claims.append(
+            {
+                "claim_id": f"c{n}",
+                "claim_line_number": 1,
+                "claim_type": "professional",
+                "claim_start_date": day.isoformat(),
+                "claim_end_date": day.isoformat(),
+                "place_of_service_code": "11",
+                "hcpcs_code": hcpcs,
+                "diagnosis_codes": list(dx),
+            }
+        )
+
+    for cycle in range(6):
+        day = start + timedelta(days=21 * cycle)
+        for code in R_CHOP:
+            add(day, code, ("C83.38", "D64.9"))
+    for i in range(86):
+        day = date(2023, 1, 5) + timedelta(days=7 * i)
+        add(day, VISITS[i % len(VISITS)], ("C83.38" if day >= date(2023, 12, 1) else "I10", OTHER_DX[i % len(OTHER_DX)]))
+    fills = [{"claim_id": f"rx{i}", "dispensing_date": (date(2023, 2, 1) + timedelta(days=30 * i)).isoformat(), "ndc_code": "00069-0101-01", "days_supply": 30} for i in range(20)]
+    return {
+        "person_id": "bench-member",
+        "as_of": "2024-07-01",
+        "demographics": {"birth_date": "1961-06-02", "gender": "female", "zip_code": "02139"},
+        "enrollment": [{"enrollment_start_date": "2022-01-01", "enrollment_end_date": "2025-12-31", "payer_type": "commercial"}],
+        "medical_claims": claims,
+        "pharmacy_claims": fills,
+    }
+
+
+def start(cmd: list[str], env: dict, url: str, log: Path) -> subprocess.Popen:
+    process = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{cmd[0]} exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{cmd} did not start:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def measure(url: str, body: bytes, headers: dict, requests: int, seconds: float, clients: int = 8) -> dict:
+    """Sequential latency (median, p99) and concurrent throughput for one POST."""
+    with httpx.Client(timeout=30) as client:
+        for _ in range(20):
+            client.post(url, content=body, headers=headers).raise_for_status()
+        latencies = []
+        for _ in range(requests):
+            t = time.perf_counter()
+            client.post(url, content=body, headers=headers).raise_for_status()
+            latencies.append((time.perf_counter() - t) * 1000)
+    counts = [0] * clients
+    failures = [0] * clients
+    stop_at = time.perf_counter() + seconds
+
+    def run(i: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            while time.perf_counter() < stop_at:
+                r = client.post(url, content=body, headers=headers)
+                counts[i] += 1
+                failures[i] += r.status_code != 200
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "median_ms": statistics.median(latencies),
+        "p99_ms": latencies[min(len(latencies) - 1, int(round(0.99 * len(latencies))) - 1)],
+        "serial_rps": 1000 / statistics.mean(latencies),
+        "concurrent_rps": sum(counts) / elapsed,
+        "failures": sum(failures),
+    }
+
+
+def breakdown(artifact: Path, member: dict, repeats: int = 30) -> dict:
+    """Median in-process cost of the stages of one request."""
+    from models.artifact import artifact_paths, load_model_files
+    from models.scoring import score_members
+    from service.history import load_member_history
+    from service.schemas import ScoreRequest, ScoreResponse
+
+    model = load_model_files(artifact_paths(artifact), version="1")
+    raw = json.dumps(member)
+    stages = {"parse+validate (pydantic)": [], "claims -> events (contract.mapping)": [], "score_members (features, rules, predict, SHAP)": [], "response model": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        request = ScoreRequest.model_validate_json(raw)
+        t1 = time.perf_counter()
+        history = load_member_history([request], model.codes, date(2024, 7, 1))
+        t2 = time.perf_counter()
+        results = score_members(model, history.events, history.persons, history.as_of, num_threads=1)
+        t3 = time.perf_counter()
+        ScoreResponse.model_validate({**results[0], "model_version": "1"}).model_dump_json()
+        t4 = time.perf_counter()
+        for name, value in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            stages[name].append(value * 1000)
+    events = len(history.events)
+    status = results[0]["status"]
+    return {"events": events, "status": status, **{k: statistics.median(v) for k, v in stages.items()}}
+
+
+def shap_cost(trees_list=(100, 300, 600), rows: int = 200) -> dict[int, tuple[float, float]]:
+    """Per-row predict and pred_contrib time (ms, one thread) by number of trees (31 leaves)."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 62))
+    y = (rng.uniform(size=3000) < 1 / (1 + np.exp(-x[:, :5].sum(axis=1)))).astype(int)
+    out = {}
+    for trees in trees_list:
+        booster = lgb.train({"objective": "binary", "num_leaves": 31, "min_data_in_leaf": 5, "verbosity": -1, "seed": 0}, lgb.Dataset(x, label=y), num_boost_round=trees)
+        one = x[:1]
+        timings = {"predict": [], "contrib": []}
+        for _ in range(rows):
+            t = time.perf_counter()
+            booster.predict(one, raw_score=True, num_threads=1)
+            timings["predict"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            booster.predict(one, pred_contrib=True, num_threads=1)
+            timings["contrib"].append(time.perf_counter() - t)
+        out[trees] = (statistics.median(timings["predict"]) * 1000, statistics.median(timings["contrib"]) * 1000)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trees", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    import fastapi
+    import lightgbm
+    import mlflow
+    import uvicorn
+
+    work = Path(tempfile.mkdtemp(prefix="cartscout-bench-"))
+    artifact = work / "artifact"
+    booster, x = build_artifact(artifact, args.trees)
+    cache = work / "cache"
+    install_local_copy(artifact, cache)
+    member = make_member()
+    parts = breakdown(artifact, member)
+
+    from service.auth import hash_api_key
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARTSCOUT_", "MLFLOW_"))}
+    env.update(
+        MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}",  # unreachable: the service serves its local copy
+        CARTSCOUT_MODEL_CACHE_DIR=str(cache),
+        CARTSCOUT_MODEL_POLL_SECONDS="0",
+        CARTSCOUT_AUTH="apikey",
+        CARTSCOUT_API_KEY_HASHES=json.dumps([hash_api_key(API_KEY)]),
+        CARTSCOUT_LOG_HASH_KEY="bench",
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # mlflow models serve execs uvicorn from PATH
+    )
+    port = free_port()
+    service_cmd = [str(BIN / "cartscout"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    service = start(service_cmd, env, f"http://127.0.0.1:{port}/healthz", work / "service.log")
+    try:
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+        assert ready.get("model_version") == "1", ready
+        headers = {"Authorization": f"Bearer {API_KEY}", "content-type": "application/json"}
+        body = json.dumps(member).encode()
+        probe = httpx.post(f"http://127.0.0.1:{port}/v1/score", content=body, headers=headers, timeout=30).json()
+        ours = measure(f"http://127.0.0.1:{port}/v1/score", body, headers, args.requests, args.seconds)
+    finally:
+        stop(service)
+
+    baseline_dir = work / "baseline"
+    mlflow.lightgbm.save_model(booster, str(baseline_dir))
+    bport = free_port()
+    mlflow_cmd = [str(BIN / "mlflow"), "models", "serve", "-m", str(baseline_dir), "--env-manager", "local", "--host", "127.0.0.1", "--port", str(bport), "--workers", "1"]
+    baseline = start(mlflow_cmd, env, f"http://127.0.0.1:{bport}/ping", work / "mlflow.log")
+    try:
+        row = x.iloc[:1]
+        payload = json.dumps({"dataframe_split": {"columns": list(row.columns), "data": row.to_numpy().tolist()}}).encode()
+        theirs = measure(f"http://127.0.0.1:{bport}/invocations", payload, {"content-type": "application/json"}, args.requests, args.seconds)
+    finally:
+        stop(baseline)
+    sizes = shap_cost()
+
+    load = os.getloadavg()
+    command = "python bench/bench_service.py " + " ".join(sys.argv[1:])
+    lines = [
+        "# Scoring service: end-to-end latency and throughput over HTTP",
+        "",
+        f"Run {datetime.now(timezone.utc).isoformat(timespec='seconds')} on {platform.machine()} with {os.cpu_count()} cores, "
+        f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (other jobs were running when this load is above ~1).",
+        f"Command: `{command}`. Python {platform.python_version()}, FastAPI {fastapi.__version__}, uvicorn {uvicorn.__version__}, "
+        f"LightGBM {lightgbm.__version__}, MLflow {mlflow.__version__}, pandas {pd.__version__}.",
+        "",
+        f"Member: {parts['events']} events after mapping (DLBCL, first-line R-CHOP, background care and fills), status `{probe.get('status')}`, "
+        f"{len(probe.get('reasons', []))} SHAP reasons returned. Model: {args.trees} trees x 31 leaves over {x.shape[1]} features. "
+        "Clients in the bench process, servers in their own processes on loopback, one uvicorn worker each.",
+        "",
+        "| server | what one request does | median ms (1 client) | p99 ms (1 client) | req/s (1 client) | req/s (8 clients) | failures |",
+        "|---|---|---|---|---|---|---|",
+        f"| `cartscout serve` `/v1/score` | parse, validate, claims->events, cohort, lines, eligibility, features, predict, TreeSHAP, JSON | {ours['median_ms']:.1f} | {ours['p99_ms']:.1f} | {ours['serial_rps']:.1f} | {ours['concurrent_rps']:.1f} | {ours['failures']} |",
+        f"| `mlflow models serve` `/invocations` | bare booster predict of one prepared feature row | {theirs['median_ms']:.1f} | {theirs['p99_ms']:.1f} | {theirs['serial_rps']:.1f} | {theirs['concurrent_rps']:.1f} | {theirs['failures']} |",
+        "",
+        f"Throughput ratio cartscout / mlflow models serve: {ours['serial_rps'] / theirs['serial_rps']:.2f}x with one client, "
+        f"{ours['concurrent_rps'] / theirs['concurrent_rps']:.2f}x with 8 clients.",
+        "",
+        "Targets from issue 5: median <= 10 ms, p99 <= 30 ms (one client); >= 150 req/s with 8 clients on one worker.",
+        "",
+        "## Where one request's time goes (in process, median of 30)",
+        "",
+        "| stage | ms |",
+        "|---|---|",
+        *[f"| {k} | {v:.2f} |" for k, v in parts.items() if k not in ("events", "status")],
+        "",
+        "## TreeSHAP cost by model size (one row, one thread, 62 features, 31 leaves)",
+        "",
+        "| trees | predict ms | pred_contrib (SHAP) ms |",
+        "|---|---|---|",
+        *[f"| {t} | {p:.3f} | {c:.3f} |" for t, (p, c) in sizes.items()],
+        "",
+    ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
