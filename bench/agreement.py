@@ -190,8 +190,16 @@ def _timing(pairs: pd.DataFrame) -> pd.Series:
     return (both["derived_date"] - expected).dt.days
 
 
+def label_start_months(rules) -> set[tuple[str, pd.Timestamp]]:
+    """(product, month end) for every label version's first month in force."""
+    return {(r.product_generic, pd.Timestamp(r.in_force_from) + pd.offsets.MonthEnd(0)) for r in rules.rules}
+
+
 def describe_disagreements(per_member: pd.DataFrame, pairs: pd.DataFrame) -> list[str]:
     """Tally of the kinds of disagreement at one noise level."""
+    starts = label_start_months(load_rules())
+    early = pairs[(pairs["_merge"] == "right_only") | ((pairs["_merge"] == "both") & (pairs.index.isin(_timing(pairs).index[_timing(pairs) < 0])))]
+    at_label_start = sum((str(p), pd.Timestamp(d)) in starts for p, d in zip(early["product"], early["derived_date"]))
     found = per_member[per_member["derived_in_cohort"]]
     diff = found["derived_lines"] - found["truth_lines"]
     unobservable = found["truth_lines_all"] != found["truth_lines"]
@@ -208,6 +216,7 @@ def describe_disagreements(per_member: pd.DataFrame, pairs: pd.DataFrame) -> lis
         ("eligible in both, derived month later than truth", int(_timing(pairs).gt(0).sum())),
         ("eligible in truth, never derived", int((pairs["_merge"] == "left_only").sum())),
         ("derived eligible, not in truth", int((pairs["_merge"] == "right_only").sum())),
+        ("of the derived-earlier or derived-only pairs: first eligible in the month a label version came into force", at_label_start),
     ]
     return ["| disagreement | members / pairs |", "|---|---|", *[f"| {name} | {n} |" for name, n in rows]]
 

@@ -5,7 +5,7 @@ The generated lines have the contract's shape (claim_id, person_id, hcpcs_code, 
 procedure_code_1..25) with random code-shaped background values; about 3% of persons carry
 target codes from the project's code lists on many of their lines. Values are synthetic shapes, not real claims.
 
-    .venv/bin/python bench/bench_load.py --rows 30000000 --baseline-rows 5000000 --repeats 3
+    .venv/bin/python bench/bench_load.py --rows 30000000 --baseline-rows 5000000 --validate-rows 2000000 --repeats 3
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def main() -> None:
     lines = [
         "# Cohort pre-scan: DuckDB vs naive pandas",
         "",
-        f"Command: `.venv/bin/python bench/bench_load.py --rows {args.rows} --baseline-rows {args.baseline_rows} --repeats {args.repeats}`",
+        f"Command: `.venv/bin/python bench/bench_load.py --rows {args.rows} --baseline-rows {args.baseline_rows} --validate-rows {args.validate_rows} --repeats {args.repeats}`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
         f"duckdb {duckdb.__version__}, pandas {pd.__version__}, pyarrow {pa.__version__}. Median of {args.repeats} runs. "

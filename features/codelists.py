@@ -47,6 +47,19 @@ def normalise_code(code: str) -> str:
     return re.sub(r"[.\-\s]", "", str(code)).upper()
 
 
+def _eleven_digit_ndc(ndc: str) -> str:
+    """The 11-digit 5-4-2 NDC. Dashed 4-4-2, 5-3-2 and 5-4-1 forms are padded segment by segment
+    (padding the whole string would shift digits between labeler and product); an undashed code
+    that is not 11 digits is ambiguous and rejected by value."""
+    text = str(ndc).strip()
+    parts = text.split("-")
+    if len(parts) == 3 and all(p.isdigit() for p in parts) and [len(p) <= w for p, w in zip(parts, (5, 4, 2))] == [True] * 3:
+        return parts[0].zfill(5) + parts[1].zfill(4) + parts[2].zfill(2)
+    if len(text) == 11 and text.isdigit():
+        return text
+    raise ValueError(f"NDC crosswalk: ndc_code {text!r} is not an 11-digit or dashed 10-digit NDC")
+
+
 def normalise_codes(codes: pd.Series) -> pd.Series:
     """Vectorised :func:`normalise_code` for a string series (missing stays missing)."""
     return codes.astype("string").str.replace(r"[.\-\s]", "", regex=True).str.upper()
@@ -86,7 +99,7 @@ class CodeLists:
             raise ValueError(f"NDC crosswalk lacks column(s): {', '.join(sorted(missing))}")
         xw = pd.DataFrame(
             {
-                "code": xw["ndc_code"].astype("string").str.replace("-", "", regex=False).str.zfill(11),
+                "code": xw["ndc_code"].astype("string").map(_eleven_digit_ndc),
                 "generic": xw["generic"].astype("string").str.strip().str.lower(),
             }
         ).drop_duplicates("code")

@@ -104,7 +104,7 @@ def build_features(
         zips = persons["zip_code"].to_numpy(dtype=object, na_value=None)[np.maximum(rows, 0)]
         zips = np.where(rows >= 0, zips, None)
         coords = centers if isinstance(centers, np.ndarray) else locate_centers(centers, zip_centroids)
-        distance = nearest_center_miles(pd.Series(zips, dtype="string"), zip_centroids, coords)
+        distance = nearest_center_miles(zips, zip_centroids, coords)
     features = compute_risk_features(
         clipped,
         persons,

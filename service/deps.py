@@ -1,6 +1,5 @@
-"""Route dependencies as ``Annotated`` aliases: the shared state, the caller, the serving model.
-
-HTTP errors are raised here and in routes only (see ``service.errors``).
+"""Route dependencies as ``Annotated`` aliases (the shared state, the log record, the caller) and
+``current_model``. Failures are ``service.errors`` problems; that module alone owns status codes.
 """
 
 from __future__ import annotations

@@ -199,7 +199,7 @@ def _read_resources(entries: list[tuple[int, str | None, dict[str, Any]]], codes
         rtype = resource["resourceType"]
         if rtype in ("Patient", "Medication"):
             continue
-        ref_field = "beneficiary" if rtype == "Coverage" else ("patient" if rtype == "MedicationStatement" and "subject" not in resource else "subject")
+        ref_field = "beneficiary" if rtype == "Coverage" else "subject"
         reference = (resource.get(ref_field) or {}).get("reference")
         if reference and not _same_patient(reference, own_refs, patient.get("id")):
             raise InvalidInput("a resource refers to another patient", errors=[{"field": f"entry[{i}].resource.{ref_field}.reference", "rule": "same_patient", "message": "refers to a different patient than the Bundle's Patient"}])

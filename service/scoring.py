@@ -2,8 +2,8 @@
 
 The service adds nothing to the model's answer: ``models.scoring.score_members`` is the one
 scoring path for the API, the batch scorer and Spark. This module only calls it with one thread
-per request (LightGBM's default threading made single-row p99 several times worse, see
-``/work/shared/reference/performance_notes.md``) and turns its records into response models.
+per request (LightGBM's default threading makes single-row p99 several times worse) and turns its
+records into response models.
 """
 
 from __future__ import annotations

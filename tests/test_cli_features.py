@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -46,23 +47,29 @@ def tables() -> dict[str, list[dict]]:
     }
 
 
-@pytest.fixture
-def contract(tmp_path: Path) -> Path:
-    directory = write_contract(tmp_path / "data", tables())
+@pytest.fixture(scope="module")
+def contract(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = write_contract(tmp_path_factory.mktemp("contract") / "data", tables())
     (directory / "car_t_centers.csv").write_text("name,zip,latitude,longitude\nBoston centre,02115,42.3429,-71.0949\n")
     return directory
+
+
+@pytest.fixture(scope="module")
+def written(contract: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One run of the command as of AS_OF, shared by the tests that only read its outputs."""
+    out = tmp_path_factory.mktemp("out")
+    result = run("--data", str(contract), "--as-of", AS_OF, "--out", str(out))
+    return out, result.output
 
 
 def run(*args: str):
     return CliRunner().invoke(app, ["features", *args], catch_exceptions=False)
 
 
-def test_features_command_writes_the_four_files(contract: Path, tmp_path: Path):
+def test_features_command_writes_the_four_files(written):
     """The command writes cohort, lines, eligibility and features Parquet with the documented columns."""
-    out = tmp_path / "out"
-    result = run("--data", str(contract), "--as-of", AS_OF, "--out", str(out))
-    assert result.exit_code == 0, result.output
-    assert "in cohort" in result.output
+    out, output = written
+    assert "in cohort" in output
     cohort = pd.read_parquet(out / "cohort.parquet")
     lines = pd.read_parquet(out / "lines.parquet")
     eligibility = pd.read_parquet(out / "eligibility.parquet")
@@ -74,10 +81,9 @@ def test_features_command_writes_the_four_files(contract: Path, tmp_path: Path):
     assert not list(out.glob(".*.tmp")), "temporary files must be renamed away"
 
 
-def test_every_member_is_in_cohort_file_and_only_cohort_members_have_eligibility(contract: Path, tmp_path: Path):
+def test_every_member_is_in_cohort_file_and_only_cohort_members_have_eligibility(written):
     """cohort.parquet lists all members; eligibility has one row per cohort member and product."""
-    out = tmp_path / "out"
-    run("--data", str(contract), "--as-of", AS_OF, "--out", str(out))
+    out, _ = written
     cohort = pd.read_parquet(out / "cohort.parquet").set_index("person_id")
     assert sorted(cohort.index) == ["P1", "P2", "P3"]
     assert bool(cohort.loc["P1", "in_cohort"]) and cohort.loc["P1", "disease"] == "LBCL"
@@ -88,10 +94,9 @@ def test_every_member_is_in_cohort_file_and_only_cohort_members_have_eligibility
     assert not eligibility.duplicated(["person_id", "product"]).any()
 
 
-def test_lines_and_features_reflect_the_history(contract: Path, tmp_path: Path):
+def test_lines_and_features_reflect_the_history(written):
     """P1's two lines (R-CHOP, then R-ICE) and the distance to the Boston centre reach the outputs."""
-    out = tmp_path / "out"
-    run("--data", str(contract), "--as-of", AS_OF, "--out", str(out))
+    out, _ = written
     lines = pd.read_parquet(out / "lines.parquet")
     p1 = lines[lines["person_id"] == "P1"].sort_values("line_number")
     assert list(p1["line_number"]) == [1, 2]
@@ -126,11 +131,11 @@ def test_missing_data_directory_is_a_usage_error(tmp_path: Path):
     assert result.exit_code == 2
 
 
-def test_rerun_replaces_outputs_atomically(contract: Path, tmp_path: Path):
-    """Running twice into the same directory replaces the files and leaves no temporary files."""
+def test_rerun_replaces_outputs_atomically(contract: Path, written, tmp_path: Path):
+    """Running again into a directory holding earlier outputs replaces every file and leaves no temporary files."""
     out = tmp_path / "out"
+    shutil.copytree(written[0], out)
     run("--data", str(contract), "--as-of", "2024-01-31", "--out", str(out))
-    run("--data", str(contract), "--as-of", AS_OF, "--out", str(out))
     features = pd.read_parquet(out / "features.parquet")
-    assert (features["as_of"] == pd.Timestamp(AS_OF)).all()
+    assert (features["as_of"] == pd.Timestamp("2024-01-31")).all()
     assert sorted(p.name for p in out.iterdir()) == ["cohort.parquet", "eligibility.parquet", "features.parquet", "lines.parquet"]

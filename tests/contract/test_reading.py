@@ -10,6 +10,7 @@ from contract.validation import validate_directory
 from tests.contract.factories import good_tables, medical_line, write_contract
 
 
+@pytest.mark.slow
 def test_csv_parquet_and_part_folders_give_identical_events(tmp_path):
     """The same tables as CSV, as Parquet, and as folders of part files map to identical events and persons."""
     loaded = [

@@ -101,3 +101,16 @@ def test_ndc_crosswalk_without_required_columns_names_them(codes):
     """A crosswalk missing a column is rejected with the column's name."""
     with pytest.raises(ValueError, match="generic"):
         codes.with_ndc_crosswalk(pd.DataFrame({"ndc_code": ["00000000000"]}))
+
+
+def test_dashed_ten_digit_ndcs_are_padded_per_segment(codes):
+    """5-3-2 and 4-4-2 dashed NDCs pad within their segment, not on the left of the whole code."""
+    xw = pd.DataFrame({"ndc_code": ["12345-678-90", "1234-5678-90", "12345-6789-1"], "generic": ["lenalidomide"] * 3})
+    ndc = set(codes.with_ndc_crosswalk(xw).drugs.query("code_system == 'ndc'")["code"])
+    assert ndc == {"12345067890", "01234567890", "12345678901"}
+
+
+def test_ambiguous_undashed_ten_digit_ndc_is_rejected_by_value(codes):
+    """An undashed 10-digit NDC could be any of three 11-digit codes, so it is refused by name."""
+    with pytest.raises(ValueError, match="1234567890"):
+        codes.with_ndc_crosswalk(pd.DataFrame({"ndc_code": ["1234567890"], "generic": ["ibrutinib"]}))
