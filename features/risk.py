@@ -10,6 +10,7 @@ never re-derives a clinical fact those steps own.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,8 +95,6 @@ def build_code_tagger(codes: CodeLists) -> CodeTagger:
     cached = _TAGGERS.get(codes.version)
     if cached is not None:
         return cached
-    import re
-
     procedures = codes.procedures[codes.procedures["event"].isin(list(_PROCEDURE_TAGS))]
     exact, patterns = {}, []
     for system, code, pattern, event in procedures[["code_system", "code", "pattern", "event"]].itertuples(index=False):
@@ -145,7 +144,7 @@ def compute_risk_features(
 
     _add_demographics(columns, persons, keys, as_of_day)
     _add_cohort(columns, cohort, keys, as_of_day)
-    _add_treatment(columns, treatment, lines, keys)
+    _add_treatment(columns, treatment, lines, keys, key_index)
     if len(eligibility):
         member = key_index.get_indexer(eligibility["person_id"].to_numpy(dtype=object))
         eligible = eligibility["eligible"].to_numpy(dtype=bool, na_value=False) & (member >= 0)
@@ -160,9 +159,8 @@ def compute_risk_features(
     matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
     for i, name in enumerate(FEATURE_NAMES):
         matrix[:, i] = columns[name]
-    frame = pd.DataFrame(matrix, columns=list(FEATURE_NAMES), copy=False)
-    frame.insert(0, "as_of", as_of.to_numpy(dtype="datetime64[s]"))
-    frame.insert(0, "person_id", pd.array(keys, dtype="string"))
+    ids = pd.DataFrame({"person_id": pd.array(keys, dtype="string"), "as_of": as_of.to_numpy(dtype="datetime64[s]")})
+    frame = pd.concat([ids, pd.DataFrame(matrix, columns=list(FEATURE_NAMES), copy=False)], axis=1)
     return frame
 
 
@@ -195,11 +193,7 @@ class _Aligned:
         """Column as float64; members without a row, and missing values, become ``default``."""
         out = np.full(self.n, default, dtype=np.float64)
         if self.has(name):
-            column = self.frame[name]
-            if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":
-                values = column.to_numpy().astype(np.float64)[self.rows]
-            else:
-                values = column.to_numpy(dtype=np.float64, na_value=np.nan)[self.rows]
+            values = _as_floats(self.frame[name], np.nan)[self.rows]
             out[self.found] = np.where(np.isnan(values), default, values)[self.found]
         return out
 
@@ -218,6 +212,13 @@ class _Aligned:
             return np.full(self.n, None, dtype=object)
         values = self.frame[name].to_numpy(dtype=object, na_value=None)[self.rows]
         return np.array([v.lower() if isinstance(v, str) and f else None for v, f in zip(values, self.found)], dtype=object)
+
+
+def _as_floats(column: pd.Series, missing: float) -> np.ndarray:
+    """A column as float64 with missing values as ``missing``; plain NumPy columns skip pandas' NA path."""
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":
+        return column.to_numpy().astype(np.float64)
+    return column.to_numpy(dtype=np.float64, na_value=missing)
 
 
 def _levels(values: np.ndarray, levels: tuple[str, ...], other: str | None = None) -> np.ndarray:
@@ -243,7 +244,7 @@ def _add_cohort(columns: dict, cohort: pd.DataFrame, keys: np.ndarray, as_of_day
     columns["dx_days_since_first"] = np.where(in_cohort, frame.days_before("first_dx_date", as_of_day), np.nan)
 
 
-def _add_treatment(columns: dict, treatment: pd.DataFrame, lines: pd.DataFrame, keys: np.ndarray) -> None:
+def _add_treatment(columns: dict, treatment: pd.DataFrame, lines: pd.DataFrame, keys: np.ndarray, key_index: pd.Index) -> None:
     frame = _Aligned(treatment, keys, "treatment")
     columns["lot_count"] = frame.floats("prior_lines", 0.0)
     columns["lot_days_since_last_start"] = frame.floats("days_since_last_line_start")
@@ -264,10 +265,10 @@ def _add_treatment(columns: dict, treatment: pd.DataFrame, lines: pd.DataFrame, 
         columns[f"rx_{drug_class}_exposed_flag"] = frame.floats(f"exposed_{drug_class}", 0.0)
     maintenance = np.zeros(len(keys))
     if len(lines) and "maintenance" in lines.columns:
-        member = pd.Index(keys).get_indexer(lines["person_id"].to_numpy(dtype=object))
+        member = key_index.get_indexer(lines["person_id"].to_numpy(dtype=object))
         number = lines["line_number"].to_numpy(dtype=np.int64)
         order = np.lexsort((number, member))
-        member, flag = member[order], lines["maintenance"].to_numpy(dtype=np.float64, na_value=0.0)[order]
+        member, flag = member[order], _as_floats(lines["maintenance"], 0.0)[order]
         last = np.r_[member[1:] != member[:-1], True] & (member >= 0)
         maintenance[member[last]] = flag[last]
     columns["lot_current_maintenance_flag"] = maintenance

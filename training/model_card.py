@@ -1,4 +1,4 @@
-"""The Markdown model card logged with every run (template: ``training/templates/model_card.md``).
+"""The Markdown model card logged with every run (template: ``training/model_card_template.md``, packaged with the module).
 
 Sections follow the ONC HTI-1 source attributes for predictive decision support interventions
 (intended use, out-of-scope use, inputs, training data and demographics, performance and
@@ -13,7 +13,7 @@ from string import Template
 
 import pandas as pd
 
-TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
+TEMPLATE = Path(__file__).parent / "model_card_template.md"
 REQUIRED_SECTIONS = (
     "## Intended use",
     "## Out-of-scope use",

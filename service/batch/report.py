@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from service.batch.outputs import write_text_atomic
-from service.batch.worklist import STATUS_LABELS, describe_disease, describe_product, describe_value, rank_worklist
+from service.batch.worklist import STATUS_LABELS, describe_disease, describe_product, describe_value, describe_waiting, rank_worklist
 
 TEMPLATE = Path(__file__).parent / "templates" / "report.html"
 DISTANCE_BANDS = ((0, 25, "under 25 miles"), (25, 50, "25-50 miles"), (50, 100, "50-100 miles"),
@@ -169,11 +169,11 @@ def render_top_members(top: pd.DataFrame, *, start: int) -> str:
         score = rec.get("score")
         score_text = "" if score is None or pd.isna(score) else f"{100 * float(score):.1f}%"
         waiting = rec.get("_waiting")
-        waiting_text = "" if waiting is None or pd.isna(waiting) else f"{int(waiting):,} days"
+        waiting_text = "" if waiting is None or pd.isna(waiting) else f"{describe_waiting(waiting)} days"
         rows.append(
             f'<tr data-member="{_e(rec["person_id"])}"><td class="num">{rank}</td><td>{_e(rec["person_id"])}</td>'
             f"<td>{_e(describe_disease(rec.get('disease')))}</td>"
-            f'<td class="num">{score_text or waiting_text}</td><td>{_factors(rec)}</td></tr>'
+            f'<td class="num">{waiting_text if rec["status"] == "eligible_now" else score_text}</td><td>{_factors(rec)}</td></tr>'
         )
     head = '<tr><th class="num">Rank</th><th>Member ID</th><th>Disease</th><th class="num">Score / waiting</th><th>Main factors</th></tr>'
     return f"<table>{head}{''.join(rows)}</table>"

@@ -87,6 +87,7 @@ class ScoreSummary:
     engine: str
     wall_seconds: float
     resumed_chunks: int = 0
+    unassessed_members: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def render(self) -> str:
@@ -100,6 +101,8 @@ class ScoreSummary:
         lines += [f"  {status:<16}{self.status_counts.get(status, 0):>12,}" for status in STATUSES]
         lines.append(f"  {'total':<16}{sum(self.status_counts.values()):>12,}")
         lines.append(f"  rows quarantined by validation (cohort members' rows): {self.quarantined_rows:,}")
+        if self.unassessed_members:
+            lines.append(f"  members with every eligibility row quarantined (listed as not_in_cohort): {self.unassessed_members:,}")
         if self.resumed_chunks:
             lines.append(f"  chunks reused from the interrupted run: {self.resumed_chunks:,}")
         if self.stage_seconds:
@@ -107,6 +110,19 @@ class ScoreSummary:
         lines.append(f"  wall time {self.wall_seconds:,.1f} s ({rate:,.0f} members/s)")
         lines.append(f"  wrote {self.out_dir / SCORES_FILE}, worklist.csv, report.html")
         return "\n".join(lines)
+
+
+@dataclass
+class EngineResult:
+    """What an engine hands back: all members' part rows and the run's counts."""
+
+    parts: pa.Table
+    as_of: date
+    candidates: int
+    quarantined_rows: int
+    unassessed_members: int
+    resumed_chunks: int = 0
+    run: RunDirectory | None = None
 
 
 def score_directory(options: ScoreOptions, *, model=None, on_chunk_scored: Callable[[int], None] | None = None) -> ScoreSummary:
@@ -127,13 +143,13 @@ def score_directory(options: ScoreOptions, *, model=None, on_chunk_scored: Calla
     if options.engine == "spark":
         from service.batch.spark import score_on_spark
 
-        parts, as_of, candidates, quarantined = score_on_spark(options, model, timings)
-        run, resumed = None, 0
+        result = score_on_spark(options, model, timings)
     elif options.engine == "local":
-        parts, as_of, candidates, quarantined, resumed, run = _score_local(options, model, timings, on_chunk_scored)
+        result = _score_local(options, model, timings, on_chunk_scored)
     else:
         raise ValueError(f"--engine must be 'local' or 'spark', not {options.engine!r}")
     tick = time.perf_counter()
+    parts = result.parts
     write_parquet_atomic(scores_table(parts), out_dir / SCORES_FILE)
     from service.batch.report import write_report
     from service.batch.worklist import write_worklist
@@ -142,22 +158,23 @@ def score_directory(options: ScoreOptions, *, model=None, on_chunk_scored: Calla
     summary = ScoreSummary(
         out_dir=out_dir,
         members=parts.num_rows,
-        candidates=candidates,
+        candidates=result.candidates,
         status_counts=count_statuses(parts),
-        quarantined_rows=quarantined,
+        quarantined_rows=result.quarantined_rows,
         model_name=model.name,
         model_version=str(model.version),
         rules_version=model.rules_version,
-        as_of=as_of,
+        as_of=result.as_of,
         engine=options.engine,
         wall_seconds=0.0,
-        resumed_chunks=resumed,
+        resumed_chunks=result.resumed_chunks,
+        unassessed_members=result.unassessed_members,
         stage_seconds=timings,
     )
     write_report(parts, out_dir / "report.html", summary=summary, top_members=min(options.top_k or 25, 25))
     timings["write"] = time.perf_counter() - tick
-    if run is not None:
-        run.finish()
+    if result.run is not None:
+        result.run.finish()
     summary.wall_seconds = time.perf_counter() - started
     return summary
 
@@ -229,13 +246,27 @@ def _score_local(options: ScoreOptions, model, timings: dict[str, float], on_chu
     with _progress(options.show_progress, candidates, sum(sizes[c] for c in done if c in sizes)) as advance:
         for chunk in pending:
             part, quarantined = score_chunk_directory_from_stage(stage_dir, chunk, options, model, as_of, quarantine_root, timings)
-            run.write_stats(chunk, {"quarantined_rows": quarantined})
+            part, unassessed = complete_part(part, pc.filter(plan_table.column("person_id"), pc.equal(plan_table.column("chunk"), chunk)), as_of, model)
+            run.write_stats(chunk, {"quarantined_rows": quarantined, "unassessed_members": unassessed})
             run.write_part(chunk, part)
             advance(sizes[chunk])
             if on_chunk_scored is not None:
                 on_chunk_scored(chunk)
     parts = run.read_parts()
-    return parts, as_of, candidates, run.total_stat("quarantined_rows"), resumed, run
+    return EngineResult(parts, as_of, candidates, run.total_stat("quarantined_rows"), run.total_stat("unassessed_members"), resumed, run)
+
+
+def complete_part(part: pa.Table, planned: pa.Array, as_of: date, model) -> tuple[pa.Table, int]:
+    """Add a not-in-cohort row for every planned member the scorer did not return.
+
+    That happens when validation quarantined all of a member's eligibility rows: the member is
+    in the payer's file, so they must appear in the output (counts reconcile), but nothing valid
+    is known about them. Returns the completed part and how many members were added.
+    """
+    missing = pc.filter(planned, pc.invert(pc.is_in(planned, value_set=part.column("person_id"))))
+    if len(missing) == 0:
+        return part, 0
+    return pa.concat_tables([part, not_in_cohort_part(missing, as_of, model)]).sort_by("person_id"), len(missing)
 
 
 def candidate_ids(found) -> pa.Array:

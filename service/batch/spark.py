@@ -63,12 +63,12 @@ def start_session(master: str | None = None):
 
 
 def score_on_spark(options, model, timings: dict[str, float]):
-    """Score ``options.data_dir`` on Spark; returns (parts, as_of, candidates, quarantined rows)."""
+    """Score ``options.data_dir`` on Spark; returns an ``EngineResult`` (no checkpoint run directory)."""
     from contract.loading import load_codes
     from contract.scan import target_codes
     from pyspark.sql import functions as F
 
-    from service.batch.runner import candidate_ids, not_in_cohort_part, plan_chunks
+    from service.batch.runner import EngineResult, candidate_ids, complete_part, not_in_cohort_part, plan_chunks
 
     spark = start_session(options.spark_master)
     data_dir = Path(options.data_dir)
@@ -102,11 +102,10 @@ def score_on_spark(options, model, timings: dict[str, float]):
             parts.append(pa.ipc.open_stream(io.BytesIO(row["part"])).read_all().cast(PART_SCHEMA))
             quarantined += int(row["quarantined"])
     timings["score"] = time.perf_counter() - tick
-    table = pa.concat_tables(parts).sort_by("person_id")
-    missing = len(members) - table.num_rows
-    if missing:
-        raise RuntimeError(f"spark run lost {missing} member(s): {table.num_rows} scored of {len(members)} planned")
-    return table, as_of, cohort.num_rows, quarantined
+    table, unassessed = complete_part(pa.concat_tables(parts), plan.column("person_id").combine_chunks(), as_of, model)
+    if table.num_rows != len(members) or len(pc.unique(table.column("person_id"))) != table.num_rows:
+        raise RuntimeError(f"spark run produced {table.num_rows} rows for {len(members)} members")
+    return EngineResult(table, as_of, cohort.num_rows, quarantined, unassessed)
 
 
 def read_table(spark, data_dir: Path, table: str):

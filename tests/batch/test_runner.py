@@ -134,3 +134,21 @@ def test_not_in_cohort_rows_match_the_canonical_row_form():
     persons = pd.DataFrame({"person_id": ["x"], "payer_type": ["medicare"]})
     converted = part_from_scored([{"person_id": "x", "status": "not_in_cohort", "in_cohort": False, "disease": None}], persons, date(2025, 1, 1), model)
     assert built.equals(converted)
+
+
+def test_member_whose_eligibility_rows_are_all_quarantined_still_appears(test_model, tmp_path):
+    """A cohort member with only invalid enrollment rows is quarantined, counted, and listed not_in_cohort."""
+    from tests.contract.factories import fill, medical_line, span
+
+    data = write_contract(tmp_path / "data", {
+        "eligibility": [span("GOOD"), span("BAD", enrollment_start_date="2023-02-30")],
+        "medical_claim": [medical_line("C1", person_id="GOOD", hcpcs_code="J9312"), medical_line("C2", person_id="BAD", hcpcs_code="J9312")],
+        "pharmacy_claim": [fill("R1", person_id="GOOD")],
+    }, fmt="parquet")
+    summary = _run(data, tmp_path / "out", test_model)
+    scores = pq.read_table(tmp_path / "out" / "scores.parquet").to_pandas().set_index("person_id")
+    assert sorted(scores.index) == ["BAD", "GOOD"]
+    assert scores.loc["BAD", "status"] == "not_in_cohort"
+    assert summary.unassessed_members == 1 and summary.quarantined_rows >= 1
+    assert "every eligibility row quarantined" in summary.render()
+    assert list((tmp_path / "out" / "quarantine").glob("chunk-*/issues.parquet"))
