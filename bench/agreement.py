@@ -119,7 +119,7 @@ def compare_lines(result, truth_persons: pd.DataFrame, truth_lines: pd.DataFrame
         "exact line count vs all truth lines": (t_count_all == d_count).mean(),
         "exact line count vs observable truth lines (started while enrolled)": (t_count == d_count).mean(),
         "exact line count, observable, members without a coverage break during treatment": (t_count == d_count)[~gap].mean(),
-        "line start |error| median days (lines matched by number)": float(error_days.median()) if len(error_days) else float("nan"),
+        "line start abs. error median days (lines matched by number)": float(error_days.median()) if len(error_days) else float("nan"),
         "line start exact (share of matched lines)": float((error_days == 0).mean()) if len(error_days) else float("nan"),
     }
     return figures, per_member
@@ -156,7 +156,7 @@ def compare_eligibility(derived: pd.DataFrame, truth: pd.DataFrame, spans: pd.Da
         "precision (ever eligible)": len(both) / max(n_derived, 1),
         "recall (ever eligible)": len(both) / max(n_truth, 1),
         "first-eligibility month agrees (share of truth pairs)": on_time.sum() / max(n_truth, 1),
-        "first-eligibility |error| median days (pairs found)": float((both["derived_date"] - expected_month_end).dt.days.abs().median()) if len(both) else float("nan"),
+        "first-eligibility abs. error median days (pairs found)": float((both["derived_date"] - expected_month_end).dt.days.abs().median()) if len(both) else float("nan"),
     }
     return figures, pairs
 

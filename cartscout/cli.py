@@ -134,7 +134,10 @@ def train(
         settings = settings.with_horizon(horizon)
     if optuna_trials is not None:
         settings = settings.model_copy(update={"model": settings.model.model_copy(update={"optuna_trials": optuna_trials})})
-    typer.echo(train_from_directory(data, settings).render())
+    def report(done: int, total: int) -> None:
+        typer.echo(f"landmark examples: member chunk {done}/{total}", err=True)
+
+    typer.echo(train_from_directory(data, settings, progress=report).render())
 
 
 @app.command()

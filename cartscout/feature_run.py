@@ -153,13 +153,16 @@ def write_feature_outputs(
 
 
 def _chunks(events: pd.DataFrame, ids: pd.Index, size: int):
-    """Yield (ids, their events) for consecutive blocks of ``size`` members: complete histories only."""
+    """Yield (ids, their events) for consecutive blocks of ``size`` members: complete histories only.
+
+    With no members it yields one empty block, so that the outputs still get their columns.
+    """
     position = ids.get_indexer(events["person_id"])
     keep = position >= 0
     block = np.where(keep, position // max(size, 1), -1)
     order = np.argsort(block, kind="stable")
     block_sorted = block[order]
-    for number, start in enumerate(range(0, len(ids), max(size, 1))):
+    for number, start in enumerate(range(0, max(len(ids), 1), max(size, 1))):
         lo, hi = np.searchsorted(block_sorted, [number, number + 1])
         yield ids[start : start + size], events.iloc[order[lo:hi]].reset_index(drop=True)
 

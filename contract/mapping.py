@@ -16,274 +16,517 @@ How a claim becomes events (``docs/event_model.md`` has the column-by-column tab
   carries it, so the lab line of an ED visit counts as ED care.
 - A pharmacy line is a ``drug_fill`` whether or not its NDC maps to a drug: an unmapped fill is
   still a fill (the loader counts them), never silently dropped.
+
+One implementation serves the real-time API (one member, a few hundred rows) and the batch job
+(millions of rows), so per-call overhead matters as much as per-row cost. The work is therefore
+done on NumPy arrays, text columns are handled as distinct values plus one integer per row (a code
+is cleaned, tested or normalised once however often it repeats), and the pandas frames are built
+once at the end, already in the event model's dtypes and vocabulary (``conform_events`` leaves
+them unchanged; a test holds that).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from features.codelists import CodeLists
-from features.events import conform_events, conform_persons, empty_events
+from features.events import CODE_SYSTEMS, EVENT_KINDS, PERSON_COLUMNS, PERSON_DTYPES, SETTINGS
 
 _WIDE = range(1, 26)
 _INPATIENT_POS = ("21",)
 _ED_POS = ("23",)
 _OFFICE_POS = ("11",)
+_NAT = np.datetime64("NaT", "s")
+_SEPARATORS = re.compile(r"[.\-\s]")
+_ZIP = re.compile(r"^\s*(\d{3,5})\s*(?:-.*)?$")
+_KIND = {k: i for i, k in enumerate(EVENT_KINDS)}
+_SYSTEM = {s: i for i, s in enumerate(CODE_SYSTEMS)}
+_SETTING = {s: i for i, s in enumerate(SETTINGS)}
+# Sort ranks of the vocabularies: events sort by kind and code system as text.
+_KIND_RANK = np.argsort(np.argsort(np.array(EVENT_KINDS)))
+_SYSTEM_RANK = np.argsort(np.argsort(np.array(CODE_SYSTEMS)))
 
 
 def claims_to_events(eligibility: pd.DataFrame, medical: pd.DataFrame, pharmacy: pd.DataFrame, codes: CodeLists) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return ``(events, persons)`` conformed to the event model, events sorted by person and date."""
-    persons = derive_persons(eligibility)
+    persons = _derive_persons(eligibility)
     parts = [
         _enrollment_events(eligibility),
         _death_events(persons),
         *_medical_events(medical, codes),
         _pharmacy_events(pharmacy),
     ]
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return empty_events(), persons
-    events = conform_events(pd.concat(parts, ignore_index=True))
-    order = ["person_id", "date", "kind", "code_system", "code", "claim_id", "end_date"]
-    events = events.sort_values(order, kind="stable", na_position="last").reset_index(drop=True)
-    return events, persons
+    return _events_frame(_Events.concat(parts)), _persons_frame(persons)
 
 
 def derive_persons(eligibility: pd.DataFrame) -> pd.DataFrame:
     """One row per person: demographics of the most recent span, the latest recorded death date."""
-    if eligibility.empty:
-        return conform_persons(pd.DataFrame({"person_id": pd.Series(dtype="string")}))
-    elig = eligibility.assign(
-        enrollment_start_date=_dates(eligibility, "enrollment_start_date"),
-        enrollment_end_date=_dates(eligibility, "enrollment_end_date"),
-        death_date=_dates(eligibility, "death_date"),
-    )
-    latest = elig.sort_values(["person_id", "enrollment_start_date", "enrollment_end_date"], kind="stable").drop_duplicates("person_id", keep="last")
-    deaths = elig.groupby("person_id")["death_date"].max()
-    persons = pd.DataFrame(
-        {
-            "person_id": latest["person_id"].to_numpy(),
-            "birth_date": _dates(latest, "birth_date").to_numpy(),
-            "sex": _text(latest, "gender").str.lower().fillna("unknown").to_numpy(),
-            "race": _text(latest, "race").to_numpy(),
-            "zip_code": _zip5(_text(latest, "zip_code")).to_numpy(),
-            "payer_type": _text(latest, "payer_type").str.lower().to_numpy(),
-        }
-    )
-    persons["death_date"] = persons["person_id"].map(deaths).astype("datetime64[s]")
-    return conform_persons(persons)
+    return _persons_frame(_derive_persons(eligibility))
 
 
-def _text(frame: pd.DataFrame, column: str) -> pd.Series:
+@dataclass(frozen=True)
+class _Text:
+    """A text column as its distinct values and one index per row (-1 = missing or blank).
+
+    Claims repeat a few thousand codes millions of times: cleaning, normalising and testing a
+    value once per distinct value keeps both a one-member request and a batch cheap.
+    """
+
+    index: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, column: str, transform: Callable[[str], str] | None = None) -> _Text:
+        """Stripped text, blank as missing, ``transform`` applied to each distinct value."""
+        if column not in frame.columns:
+            return cls(np.full(len(frame), -1, dtype=np.intp), np.empty(0, dtype=object))
+        index, distinct = pd.factorize(frame[column].array)
+        return cls(index, np.asarray(distinct, dtype=object)).cleaned(transform)
+
+    def cleaned(self, transform: Callable[[str], str] | None) -> _Text:
+        """Strip, blank -> missing, transform; values that become equal are merged."""
+        position: dict[str, int] = {}
+        remap = []
+        for value in self.values.tolist():
+            text = str(value).strip()
+            if text and transform is not None:
+                text = transform(text)
+            remap.append(position.setdefault(text, len(position)) if text else -1)
+        remap.append(-1)
+        return _Text(np.array(remap, dtype=np.intp)[self.index], np.array(list(position), dtype=object))
+
+    def rows(self) -> np.ndarray:
+        """Object array of the value per row, ``None`` where missing."""
+        return np.append(self.values, None)[self.index]
+
+    def converted(self, convert: Callable[[str], str | None]) -> np.ndarray:
+        """Object array of ``convert(value)`` per row (once per distinct value), ``None`` where missing."""
+        converted = [convert(v) for v in self.values.tolist()]
+        converted.append(None)
+        return np.array(converted, dtype=object)[self.index]
+
+    def present(self) -> np.ndarray:
+        return self.index >= 0
+
+    def test(self, predicate: Callable[[str], bool]) -> np.ndarray:
+        """``predicate`` per row, evaluated once per distinct value; False where missing."""
+        hits = [bool(predicate(v)) for v in self.values.tolist()]
+        hits.append(False)
+        return np.array(hits, dtype=bool)[self.index]
+
+    def take(self, rows: np.ndarray) -> _Text:
+        return _Text(self.index[rows], self.values)
+
+    @classmethod
+    def concat(cls, texts: list[_Text]) -> _Text:
+        """Rows of all ``texts`` one after another, over one set of distinct values."""
+        position: dict[str, int] = {}
+        index = []
+        for text in texts:
+            remap = [position.setdefault(v, len(position)) for v in text.values.tolist()]
+            remap.append(-1)
+            index.append(np.array(remap, dtype=np.intp)[text.index])
+        return cls(np.concatenate(index) if index else np.empty(0, dtype=np.intp), np.array(list(position), dtype=object))
+
+
+@dataclass(frozen=True)
+class _Events:
+    """Columns of a group of events; kind, code system and setting as indices into their vocabulary."""
+
+    person_id: np.ndarray  # object
+    kind: np.ndarray  # int8 into EVENT_KINDS
+    date: np.ndarray  # datetime64[s]
+    end_date: np.ndarray  # datetime64[s]
+    code_system: np.ndarray  # int8 into CODE_SYSTEMS
+    code: np.ndarray  # object
+    setting: np.ndarray  # int8 into SETTINGS
+    claim_id: np.ndarray  # object, None = missing
+    days_supply: np.ndarray  # float64, NaN = missing
+
+    @classmethod
+    def build(cls, person_id, kind, date, code_system, code, setting, claim_id=None, end_date=None, days_supply=None) -> _Events:
+        """Scalars are broadcast to the length of ``person_id``."""
+        n = len(person_id)
+
+        def full(value, dtype):
+            return value if isinstance(value, np.ndarray) else np.full(n, value, dtype=dtype)
+
+        return cls(
+            person_id=person_id,
+            kind=full(np.int8(_KIND[kind]), np.int8),
+            date=date,
+            end_date=full(_NAT if end_date is None else end_date, "datetime64[s]"),
+            code_system=full(np.int8(_SYSTEM[code_system]), np.int8),
+            code=full(code, object),
+            setting=full(np.int8(_SETTING[setting]) if isinstance(setting, str) else setting, np.int8),
+            claim_id=full(claim_id, object),
+            days_supply=full(np.nan if days_supply is None else days_supply, np.float64),
+        )
+
+    @classmethod
+    def concat(cls, parts: list[_Events]) -> _Events:
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+    def take(self, rows: np.ndarray) -> _Events:
+        return _Events(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class _Persons:
+    """Columns of the persons frame as arrays (text as object arrays with ``None``)."""
+
+    person_id: np.ndarray
+    birth_date: np.ndarray
+    sex: np.ndarray
+    race: np.ndarray
+    zip_code: np.ndarray
+    payer_type: np.ndarray
+    death_date: np.ndarray
+
+
+def _dates(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Day-resolution datetime64[s]; text is parsed as YYYY-MM-DD once per distinct value."""
     if column not in frame.columns:
-        return pd.Series(np.nan, index=frame.index, dtype="str")
-    values = frame[column].astype("str").str.strip()
-    return values.where(values.ne(""))
-
-
-def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
-    if column not in frame.columns:
-        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[s]")
+        return np.full(len(frame), _NAT)
     values = frame[column]
-    if not pd.api.types.is_datetime64_any_dtype(values):
-        values = pd.to_datetime(_text(frame, column), format="%Y-%m-%d", errors="coerce")
-    return values.astype("datetime64[s]")
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.to_numpy(dtype="datetime64[D]").astype("datetime64[s]")
+    text = _Text.of(frame, column)
+    parsed = pd.to_datetime(text.values, format="%Y-%m-%d", errors="coerce").to_numpy(dtype="datetime64[s]")
+    return np.append(parsed, _NAT)[text.index]
 
 
-def _codes(frame: pd.DataFrame, column: str) -> pd.Series:
+def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """float64 with NaN for missing or not a number."""
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan)
+    values = frame[column]
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    text = _Text.of(frame, column)
+    parsed = pd.to_numeric(pd.Series(text.values, dtype=object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.append(parsed, np.nan)[text.index]
+
+
+def _normal_code(code: str) -> str:
     """Upper case without dots, dashes or spaces (validated frames already are; hand-built may not be)."""
-    text = _text(frame, column)
-    if text.isna().all():
-        return text
-    array = pa.array(text)
-    normal = pc.utf8_upper(pc.replace_substring_regex(array, pattern=r"[.\-\s]", replacement=""))
-    return normal.to_pandas().astype("str").set_axis(frame.index)
+    return _SEPARATORS.sub("", code).upper()
 
 
-def _bill_type(values: pd.Series) -> pd.Series:
+def _bill_type(code: str) -> str:
     """Three-character bill type: the four-character form carries a leading zero."""
-    return values.where(values.str.len() != 4, values.str[1:])
+    code = _normal_code(code)
+    return code[1:] if len(code) == 4 else code
 
 
-def _zip5(values: pd.Series) -> pd.Series:
-    # extract, not split().str[0]: on an all-missing column split() yields floats and .str fails.
-    return values.str.extract(r"^\s*(\d{3,5})\s*(?:-.*)?$", expand=False).str.zfill(5)
+def _zip5(value: str) -> str | None:
+    match = _ZIP.match(value)
+    return match.group(1).zfill(5) if match else None
 
 
-def _enrollment_events(elig: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "person_id": elig["person_id"].to_numpy(),
-            "kind": "enrollment",
-            "date": _dates(elig, "enrollment_start_date").to_numpy(),
-            "end_date": _dates(elig, "enrollment_end_date").to_numpy(),
-            "code_system": "",
-            "code": "",
-        }
+def _fill(values: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    return np.where(np.isnat(values), fallback, values)
+
+
+def _first_occurrence(*keys: np.ndarray) -> np.ndarray:
+    """Mask of rows whose combination of integer keys has not been seen in an earlier row."""
+    group = np.zeros(len(keys[0]), dtype=np.int64)
+    for key in keys:
+        number, distinct = pd.factorize(key)
+        group, _ = pd.factorize(group * len(distinct) + number)
+    # factorize numbers groups in order of first appearance: a row starts a group iff its number
+    # exceeds every number before it.
+    seen = np.maximum.accumulate(np.concatenate(([-1], group[:-1])))
+    return group > seen
+
+
+def _derive_persons(eligibility: pd.DataFrame) -> _Persons:
+    person = _Text.of(eligibility, "person_id")
+    death = _dates(eligibility, "death_date")
+    # spans in order of person_id as text (missing last), then start and end (NaT last)
+    person_rank = np.append(np.argsort(np.argsort(person.values.astype(str))), len(person.values))[person.index]
+    order = np.lexsort((_nat_last(_dates(eligibility, "enrollment_end_date")), _nat_last(_dates(eligibility, "enrollment_start_date")), person_rank))
+    ranked = person_rank[order]
+    starts = np.flatnonzero(np.append(True, ranked[1:] != ranked[:-1])) if len(order) else order
+    latest = order[np.append(starts[1:] - 1, len(order) - 1)] if len(order) else order
+    # the latest death date of each person (NaT, the smallest int64, only when none is recorded)
+    death = np.maximum.reduceat(death[order].view(np.int64), starts).view("datetime64[s]") if len(order) else death
+    death[person.index[latest] < 0] = _NAT
+    return _Persons(
+        person_id=person.rows()[latest],
+        birth_date=_dates(eligibility, "birth_date")[latest],
+        sex=np.array([v or "unknown" for v in _Text.of(eligibility, "gender", str.lower).take(latest).rows().tolist()], dtype=object),
+        race=_Text.of(eligibility, "race").take(latest).rows(),
+        zip_code=_Text.of(eligibility, "zip_code").take(latest).converted(_zip5),
+        payer_type=_Text.of(eligibility, "payer_type", str.lower).take(latest).rows(),
+        death_date=death,
     )
 
 
-def _death_events(persons: pd.DataFrame) -> pd.DataFrame:
-    dead = persons[persons["death_date"].notna()]
-    return pd.DataFrame({"person_id": dead["person_id"].to_numpy(), "kind": "death", "date": dead["death_date"].to_numpy(), "code_system": "", "code": ""})
+def _nat_last(dates: np.ndarray) -> np.ndarray:
+    days = dates.view(np.int64).copy()
+    days[np.isnat(dates)] = np.iinfo(np.int64).max
+    return days
 
 
-def _medical_events(medical: pd.DataFrame, codes: CodeLists) -> list[pd.DataFrame]:
+def _enrollment_events(elig: pd.DataFrame) -> _Events:
+    return _Events.build(
+        person_id=_Text.of(elig, "person_id").rows(),
+        kind="enrollment",
+        date=_dates(elig, "enrollment_start_date"),
+        end_date=_dates(elig, "enrollment_end_date"),
+        code_system="",
+        code="",
+        setting="unknown",
+    )
+
+
+def _death_events(persons: _Persons) -> _Events:
+    dead = ~np.isnat(persons.death_date)
+    return _Events.build(person_id=persons.person_id[dead], kind="death", date=persons.death_date[dead], code_system="", code="", setting="unknown")
+
+
+@dataclass(frozen=True)
+class _Claims:
+    """Medical claim lines as arrays, with each line's claim (``key``) and the claim's setting."""
+
+    person_id: np.ndarray
+    claim_id: np.ndarray
+    key: np.ndarray  # claim number per line (claim_id + data_source), in order of first appearance
+    start: np.ndarray
+    end: np.ndarray
+    line_start: np.ndarray
+    admission: np.ndarray
+    discharge: np.ndarray
+    setting: np.ndarray  # int8 into SETTINGS, per line (the claim's)
+    stay: np.ndarray  # bool per line: the claim is an institutional inpatient stay
+    header: np.ndarray  # row numbers of each claim's first line
+
+
+def _medical_events(medical: pd.DataFrame, codes: CodeLists) -> list[_Events]:
     if medical.empty:
         return []
-    med = pd.DataFrame(
-        {
-            "person_id": _text(medical, "person_id"),
-            "claim_id": _text(medical, "claim_id"),
-            "key": _text(medical, "claim_id") + "\x1f" + _text(medical, "data_source").fillna(""),
-            "claim_type": _text(medical, "claim_type").str.lower(),
-            "start": _dates(medical, "claim_start_date"),
-            "end": _dates(medical, "claim_end_date"),
-            "line_start": _dates(medical, "claim_line_start_date"),
-            "admission": _dates(medical, "admission_date"),
-            "discharge": _dates(medical, "discharge_date"),
-            "bill_type": _bill_type(_codes(medical, "bill_type_code")),
-            "pos": _codes(medical, "place_of_service_code").str.zfill(2),
-            "revenue": _codes(medical, "revenue_center_code").str.zfill(4),
-            "hcpcs": _codes(medical, "hcpcs_code"),
-            "drg": _codes(medical, "drg_code").str.zfill(3),
-            "drg_type": _text(medical, "drg_code_type").str.lower(),
-            "dx_type": _text(medical, "diagnosis_code_type").str.lower(),
-            "px_type": _text(medical, "procedure_code_type").str.lower(),
-        }
+    claims = _read_claims(medical)
+    header = claims.header
+    parts = [
+        _diagnosis_events(claims, medical, _Text.of(medical, "diagnosis_code_type", str.lower).take(header)),
+        _icd_procedure_events(claims, medical, _Text.of(medical, "procedure_code_type", str.lower).take(header)),
+        _line_events(claims, _Text.of(medical, "hcpcs_code", _normal_code), _Text.of(medical, "revenue_center_code", lambda c: _normal_code(c).zfill(4)), codes),
+        _drg_events(claims, _Text.of(medical, "drg_code", lambda c: _normal_code(c).zfill(3)).take(header), _Text.of(medical, "drg_code_type", str.lower).take(header)),
+        _stay_events(claims),
+    ]
+    return [p for p in parts if p is not None]
+
+
+def _read_claims(medical: pd.DataFrame) -> _Claims:
+    claim = _Text.of(medical, "claim_id")
+    source = _Text.of(medical, "data_source")
+    # a line without claim_id belongs to no claim: one shared header, setting unknown
+    key, _ = pd.factorize(claim.index.astype(np.int64) * (len(source.values) + 1) + source.index + 1)
+    admission = _dates(medical, "admission_date")
+    claim_type = _Text.of(medical, "claim_type", str.lower)
+    bill_type = _Text.of(medical, "bill_type_code", _bill_type)
+    pos = _Text.of(medical, "place_of_service_code", lambda c: _normal_code(c).zfill(2))
+    revenue = _Text.of(medical, "revenue_center_code", lambda c: _normal_code(c).zfill(4))
+    institutional = claim_type.test(lambda t: t == "institutional")
+    stay_line = bill_type.test(lambda b: b[:2] in ("11", "12")) | (institutional & ~np.isnat(admission))
+    setting, stay = _claim_settings(
+        key,
+        claim.present(),
+        stay=stay_line,
+        inpatient=stay_line | pos.test(lambda p: p in _INPATIENT_POS),
+        ed=pos.test(lambda p: p in _ED_POS) | revenue.test(lambda r: r.startswith("045")),
+        office=pos.test(lambda p: p in _OFFICE_POS),
+        outpatient=institutional | bill_type.present() | pos.present(),
     )
-    med["setting"], med["inpatient_claim"] = _claim_settings(med)
-    header_index = ~med.duplicated("key", keep="first").to_numpy()
-    header = med[header_index]
-    raw_header = medical[header_index]
-    parts = [_diagnosis_events(header, raw_header), _icd_procedure_events(header, raw_header), _line_events(med, codes), _drg_events(header), _stay_events(header)]
-    return [p for p in parts if len(p)]
+    return _Claims(
+        person_id=_Text.of(medical, "person_id").rows(),
+        claim_id=claim.rows(),
+        key=key,
+        start=_dates(medical, "claim_start_date"),
+        end=_dates(medical, "claim_end_date"),
+        line_start=_dates(medical, "claim_line_start_date"),
+        admission=admission,
+        discharge=_dates(medical, "discharge_date"),
+        setting=setting,
+        stay=stay,
+        header=np.flatnonzero(_first_occurrence(key)),
+    )
 
 
-def _claim_settings(med: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Per claim, broadcast to its lines: setting, and whether it is an institutional inpatient stay."""
-    institutional = med["claim_type"].eq("institutional").fillna(False) | med["bill_type"].notna()
-    stay_line = med["bill_type"].str[:2].isin(("11", "12")).fillna(False) | (med["claim_type"].eq("institutional").fillna(False) & med["admission"].notna())
-    by_claim = pd.DataFrame(
-        {
-            "key": med["key"],
-            "stay": stay_line,
-            "inpatient": stay_line | med["pos"].isin(_INPATIENT_POS),
-            "ed": med["pos"].isin(_ED_POS) | med["revenue"].str.startswith("045").fillna(False),
-            "office": med["pos"].isin(_OFFICE_POS),
-            "outpatient": institutional | med["pos"].notna(),
-        }
-    ).groupby("key", sort=False).any()
+def _claim_settings(key: np.ndarray, has_claim: np.ndarray, **flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per claim, broadcast to its lines: setting (most specific first), and whether it is a stay."""
+    claims = int(key.max(initial=-1)) + 1
+    any_line = {}
+    for name, flag in flags.items():
+        hit = np.zeros(claims, dtype=bool)
+        hit[key[flag]] = True
+        any_line[name] = hit[key] & has_claim
     setting = np.select(
-        [by_claim["inpatient"], by_claim["ed"], by_claim["office"], by_claim["outpatient"]],
-        ["inpatient", "ed", "office", "outpatient"],
-        default="unknown",
-    )
-    settings = pd.Series(setting, index=by_claim.index)
-    return med["key"].map(settings).to_numpy(), med["key"].map(by_claim["stay"]).to_numpy(dtype=bool)
+        [any_line["inpatient"], any_line["ed"], any_line["office"], any_line["outpatient"]],
+        [_SETTING["inpatient"], _SETTING["ed"], _SETTING["office"], _SETTING["outpatient"]],
+        default=_SETTING["unknown"],
+    ).astype(np.int8)
+    return setting, any_line["stay"]
 
 
-def _base(frame: pd.DataFrame, kind: str, code_system: str, code: pd.Series, date: pd.Series, end_date=None) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "person_id": frame["person_id"].to_numpy(),
-            "kind": kind,
-            "date": date.to_numpy(),
-            "end_date": end_date.to_numpy() if end_date is not None else np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[s]"),
-            "code_system": code_system,
-            "code": code.to_numpy(),
-            "setting": frame["setting"].to_numpy(),
-            "claim_id": frame["claim_id"].to_numpy(),
-        }
+def _header_events(claims: _Claims, rows: np.ndarray, kind: str, code_system: str, code: np.ndarray, date: np.ndarray, end_date=None) -> _Events:
+    return _Events.build(
+        person_id=claims.person_id[rows],
+        kind=kind,
+        date=date,
+        end_date=end_date,
+        code_system=code_system,
+        code=code,
+        setting=claims.setting[rows],
+        claim_id=claims.claim_id[rows],
     )
 
 
-def _diagnosis_events(header: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
-    usable = ~header["dx_type"].eq("icd-9-cm").fillna(False).to_numpy()
-    parts = []
-    for i in _WIDE:
-        column = f"diagnosis_code_{i}"
-        if column not in raw.columns:
-            continue
-        code = _codes(raw, column)
-        keep = usable & code.notna().to_numpy()
-        if keep.any():
-            parts.append(_base(header[keep], "diagnosis", "icd10cm", code[keep], header["start"][keep]).assign(key=header["key"].to_numpy()[keep]))
-    if not parts:
-        return pd.DataFrame()
-    return pd.concat(parts, ignore_index=True).drop_duplicates(["key", "code"]).drop(columns="key")
+def _wide_codes(claims: _Claims, medical: pd.DataFrame, prefix: str, usable: np.ndarray) -> tuple[np.ndarray, _Text, np.ndarray]:
+    """The 25 wide code columns of the claim headers in long form: (row, code, column number).
+
+    Column-major, as the columns are numbered: every claim's first code, then every second, ...
+    """
+    present = [i for i in _WIDE if f"{prefix}{i}" in medical.columns]
+    header = claims.header
+    code = _Text.concat([_Text.of(medical, f"{prefix}{i}", _normal_code).take(header) for i in present])
+    keep = code.present() & np.tile(usable, len(present))
+    rows = np.tile(header, len(present))[keep]
+    column = np.repeat(np.array(present, dtype=np.intp), len(header))[keep]
+    return rows, code.take(keep), column
 
 
-def _icd_procedure_events(header: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
-    usable = ~header["px_type"].eq("icd-9-pcs").fillna(False).to_numpy()
-    parts = []
-    for i in _WIDE:
-        column = f"procedure_code_{i}"
-        if column not in raw.columns:
-            continue
-        code = _codes(raw, column)
-        keep = usable & code.notna().to_numpy()
-        if keep.any():
-            date = _dates(raw, f"procedure_date_{i}").fillna(header["start"])
-            parts.append(_base(header[keep], "procedure", "icd10pcs", code[keep], date[keep]).assign(key=header["key"].to_numpy()[keep]))
-    if not parts:
-        return pd.DataFrame()
-    return pd.concat(parts, ignore_index=True).drop_duplicates(["key", "code", "date"]).drop(columns="key")
+def _diagnosis_events(claims: _Claims, medical: pd.DataFrame, dx_type: _Text) -> _Events | None:
+    usable = ~dx_type.test(lambda t: t == "icd-9-cm")
+    rows, code, _ = _wide_codes(claims, medical, "diagnosis_code_", usable)
+    once = _first_occurrence(claims.key[rows], code.index)
+    if not once.any():
+        return None
+    rows = rows[once]
+    return _header_events(claims, rows, "diagnosis", "icd10cm", code.take(once).rows(), claims.start[rows])
 
 
-def _line_events(med: pd.DataFrame, codes: CodeLists) -> pd.DataFrame:
-    """HCPCS lines (drug administrations or procedures) and revenue-centre lines."""
-    date = med["line_start"].fillna(med["start"])
-    drug_codes = codes.drugs.loc[codes.drugs["code_system"] == "hcpcs", "code"]
-    parts = []
-    has_hcpcs = med["hcpcs"].notna().to_numpy()
-    if has_hcpcs.any():
-        lines = med[has_hcpcs]
-        is_drug = lines["hcpcs"].isin(drug_codes).to_numpy()
-        for kind, mask in (("drug_admin", is_drug), ("procedure", ~is_drug)):
-            if mask.any():
-                parts.append(_base(lines[mask], kind, "hcpcs", lines["hcpcs"][mask], date[has_hcpcs][mask]).assign(key=lines["key"].to_numpy()[mask]))
-    has_revenue = med["revenue"].notna().to_numpy()
-    if has_revenue.any():
-        lines = med[has_revenue]
-        parts.append(_base(lines, "procedure", "revenue", lines["revenue"], date[has_revenue]).assign(key=lines["key"].to_numpy()))
-    if not parts:
-        return pd.DataFrame()
-    return pd.concat(parts, ignore_index=True).drop_duplicates(["key", "code_system", "code", "date"]).drop(columns="key")
+def _icd_procedure_events(claims: _Claims, medical: pd.DataFrame, px_type: _Text) -> _Events | None:
+    usable = ~px_type.test(lambda t: t == "icd-9-pcs")
+    rows, code, column = _wide_codes(claims, medical, "procedure_code_", usable)
+    if not len(rows):
+        return None
+    date = claims.start[rows]
+    for i in np.unique(column):
+        mine = column == i
+        date[mine] = _fill(_dates(medical, f"procedure_date_{i}")[rows[mine]], date[mine])
+    once = _first_occurrence(claims.key[rows], code.index, date.view(np.int64))
+    rows = rows[once]
+    return _header_events(claims, rows, "procedure", "icd10pcs", code.take(once).rows(), date[once])
 
 
-def _drg_events(header: pd.DataFrame) -> pd.DataFrame:
-    ms = header["drg"].notna() & header["drg_type"].isin(("ms-drg",)).where(header["drg_type"].notna(), True)
-    rows = header[ms.to_numpy(dtype=bool)]
-    return _base(rows, "procedure", "ms_drg", rows["drg"], rows["admission"].fillna(rows["start"]))
+def _line_events(claims: _Claims, hcpcs: _Text, revenue: _Text, codes: CodeLists) -> _Events | None:
+    """HCPCS lines (drug administrations or procedures) and revenue-centre lines, once per claim, code and day."""
+    date = _fill(claims.line_start, claims.start)
+    drug_codes = set(codes.drugs.loc[codes.drugs["code_system"] == "hcpcs", "code"].tolist())
+    is_drug = hcpcs.test(drug_codes.__contains__)
+    groups = [
+        (np.flatnonzero(is_drug), "drug_admin", "hcpcs", hcpcs),
+        (np.flatnonzero(hcpcs.present() & ~is_drug), "procedure", "hcpcs", hcpcs),
+        (np.flatnonzero(revenue.present()), "procedure", "revenue", revenue),
+    ]
+    groups = [g for g in groups if len(g[0])]
+    if not groups:
+        return None
+    code = _Text.concat([text.take(rows) for rows, _, _, text in groups])
+    events = _Events.concat([_header_events(claims, rows, kind, system, "", date[rows]) for rows, kind, system, _ in groups])
+    rows = np.concatenate([g[0] for g in groups])
+    once = _first_occurrence(claims.key[rows], events.code_system, code.index, events.date.view(np.int64))
+    return replace(events.take(once), code=code.take(once).rows())
 
 
-def _stay_events(header: pd.DataFrame) -> pd.DataFrame:
-    rows = header[header["inpatient_claim"].to_numpy(dtype=bool)]
-    code = pd.Series("", index=rows.index)
-    return _base(rows, "inpatient_stay", "", code, rows["admission"].fillna(rows["start"]), rows["discharge"].fillna(rows["end"]))
+def _drg_events(claims: _Claims, drg: _Text, drg_type: _Text) -> _Events | None:
+    ms = drg.present() & (drg_type.test(lambda t: t == "ms-drg") | ~drg_type.present())
+    rows = claims.header[ms]
+    if not len(rows):
+        return None
+    return _header_events(claims, rows, "procedure", "ms_drg", drg.take(ms).rows(), _fill(claims.admission[rows], claims.start[rows]))
 
 
-def _pharmacy_events(pharmacy: pd.DataFrame) -> pd.DataFrame:
+def _stay_events(claims: _Claims) -> _Events | None:
+    rows = claims.header[claims.stay[claims.header]]
+    if not len(rows):
+        return None
+    return _header_events(
+        claims, rows, "inpatient_stay", "", "", _fill(claims.admission[rows], claims.start[rows]), end_date=_fill(claims.discharge[rows], claims.end[rows])
+    )
+
+
+def _pharmacy_events(pharmacy: pd.DataFrame) -> _Events:
     if pharmacy.empty:
-        return pd.DataFrame()
+        return _Events.build(np.empty(0, dtype=object), "drug_fill", np.empty(0, "datetime64[s]"), "ndc", "", "pharmacy")
     date = _dates(pharmacy, "dispensing_date")
-    supply = pd.to_numeric(_text(pharmacy, "days_supply"), errors="coerce") if "days_supply" in pharmacy.columns else pd.Series(np.nan, index=pharmacy.index)
-    supply = supply.where(supply >= 1)
-    end = date + pd.to_timedelta(supply - 1, unit="D")
-    return pd.DataFrame(
-        {
-            "person_id": _text(pharmacy, "person_id").to_numpy(),
-            "kind": "drug_fill",
-            "date": date.to_numpy(),
-            "end_date": end.astype("datetime64[s]").to_numpy(),
-            "code_system": "ndc",
-            "code": _codes(pharmacy, "ndc_code").to_numpy(),
-            "setting": "pharmacy",
-            "claim_id": _text(pharmacy, "claim_id").to_numpy(),
-            "days_supply": supply.astype("Int32").to_numpy(),
-        }
+    supply = _numbers(pharmacy, "days_supply")
+    supply[~(supply >= 1) | (supply != np.floor(supply))] = np.nan  # as validation does: not a positive integer -> missing
+    span = np.where(np.isnan(supply), 0, supply - 1).astype(np.int64) * 86_400
+    end = np.where(np.isnan(supply), _NAT, date + span.astype("timedelta64[s]"))
+    return _Events.build(
+        person_id=_Text.of(pharmacy, "person_id").rows(),
+        kind="drug_fill",
+        date=date,
+        end_date=end,
+        code_system="ndc",
+        code=_Text.of(pharmacy, "ndc_code", _normal_code).rows(),
+        setting="pharmacy",
+        claim_id=_Text.of(pharmacy, "claim_id").rows(),
+        days_supply=supply,
     )
+
+
+def _sorted_text(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(index into distinct values, distinct values in text order, sort rank with missing last)."""
+    index, distinct = pd.factorize(values, sort=True)
+    return index, distinct, np.where(index < 0, len(distinct), index)
+
+
+def _arrow_strings(index: np.ndarray, distinct) -> pd.arrays.ArrowStringArray:
+    """A ``string`` column from distinct values and one index per row (-1 = missing), built in Arrow."""
+    dictionary = pa.array(np.asarray(distinct, dtype=object), type=pa.large_string())
+    return pd.arrays.ArrowStringArray(dictionary.take(pa.array(index, mask=index < 0)))
+
+
+def _events_frame(events: _Events) -> pd.DataFrame:
+    """The events frame in EVENT_DTYPES, sorted by person, date, kind, code system, code, claim, end date."""
+    person, person_values, person_rank = _sorted_text(events.person_id)
+    code, code_values, code_rank = _sorted_text(events.code)
+    claim, claim_values, claim_rank = _sorted_text(events.claim_id)
+    order = np.lexsort(
+        (_nat_last(events.end_date), claim_rank, code_rank, _SYSTEM_RANK[events.code_system], _KIND_RANK[events.kind], _nat_last(events.date), person_rank)
+    )
+    supply = events.days_supply[order]
+    columns = {
+        "person_id": _arrow_strings(person[order], person_values),
+        "kind": _arrow_strings(events.kind[order].astype(np.intp), EVENT_KINDS),
+        "date": events.date[order],
+        "end_date": events.end_date[order],
+        "code_system": _arrow_strings(events.code_system[order].astype(np.intp), CODE_SYSTEMS),
+        "code": _arrow_strings(code[order], code_values),
+        "setting": _arrow_strings(events.setting[order].astype(np.intp), SETTINGS),
+        "claim_id": _arrow_strings(claim[order], claim_values),
+        "days_supply": pd.arrays.IntegerArray(np.nan_to_num(supply).astype(np.int32), np.isnan(supply)),
+    }
+    return pd.DataFrame(columns, copy=False)
+
+
+def _persons_frame(persons: _Persons) -> pd.DataFrame:
+    """The persons frame in PERSON_DTYPES, one row per person in person_id order."""
+
+    def text(values):
+        index, distinct = pd.factorize(values)
+        return _arrow_strings(index, distinct)
+
+    columns = {c: getattr(persons, c) for c in PERSON_COLUMNS}
+    columns = {c: (v if PERSON_DTYPES[c] != "string" else text(v)) for c, v in columns.items()}
+    return pd.DataFrame(columns, copy=False)

@@ -88,7 +88,7 @@ def build_features(
     """
     as_of = _check_as_of(as_of)
     keys = as_of.index
-    clipped = clip_to_as_of(events, as_of)
+    clipped = clip_to_as_of(events, as_of) if len(as_of) else events.iloc[:0]
     persons = _clip_persons(persons, as_of)
     rules = rules if rules is not None else load_rules()
 

@@ -59,6 +59,7 @@ _DIAGNOSIS_ROLE_TAGS = {
 }
 _EXPOSURE_COLUMNS = ("anti_cd20", "anthracycline", "btki", "bcl2i", "imid", "pi", "anti_cd38", "bispecific", "alkylator")
 _CHARLSON_LOOKBACK_DAYS = 365
+_MAX_AGE = 1 << 16  # days; older events (> 179 years) cannot be real and are ignored
 
 
 @dataclass(frozen=True)
@@ -282,34 +283,37 @@ def _add_event_counts(
     inside = member >= 0
     day = day_numbers(events["date"])
     age = np.where(inside, as_of_day[np.maximum(member, 0)] - day, -1)
-    inside &= age >= 0
+    inside &= (age >= 0) & (age < _MAX_AGE)
     system = events["code_system"].to_numpy(dtype=object, na_value="")
     code = events["code"].to_numpy(dtype=object, na_value="")
     tag = _tag_events(system, code, tagger)
 
-    def count_days(selected: np.ndarray, windows=UTILISATION_WINDOWS_DAYS) -> list[np.ndarray]:
-        m, a = member[selected], age[selected]
-        if len(m):
-            pair = np.unique(m.astype(np.int64) * 65536 + a)  # one per member-day; age < 65536 days
-            m, a = pair // 65536, pair % 65536
-        return [np.bincount(m[a < w], minlength=n).astype(np.float64) for w in windows]
-
     kind = events["kind"].to_numpy(dtype=object, na_value="")
     setting = events["setting"].to_numpy(dtype=object, na_value="")
-    for prefix, selected in (
-        ("ip_admits", kind == "inpatient_stay"),
-        ("ed_visits", (setting == "ed") & (kind != "enrollment")),
-        ("pet_ct_count", tag == _TAG["pet_ct"]),
-        ("marrow_biopsy_count", tag == _TAG["marrow_biopsy"]),
-        ("radiation_days", tag == _TAG["radiation"]),
-        ("em_visits", (tag == _TAG["em_new"]) | (tag == _TAG["em_established"])),
-    ):
-        for w, counts in zip(UTILISATION_WINDOWS_DAYS, count_days(inside & selected)):
-            columns[f"{prefix}_{w}d"] = counts
-    (columns["dx_relapse_codes_180d"],) = count_days(inside & (tag == _TAG["relapse_code"]), (180,))
-    (columns["dx_remission_codes_180d"],) = count_days(inside & (tag == _TAG["remission_code"]), (180,))
-    (columns["dx_toxicity_codes_365d"],) = count_days(inside & (tag == _TAG["toxicity_code"]), (365,))
-    (columns["ref_new_patient_visits_90d"],) = count_days(inside & (tag == _TAG["em_new"]), (90,))
+    counted = (
+        ("ip_admits", kind == "inpatient_stay", UTILISATION_WINDOWS_DAYS),
+        ("ed_visits", (setting == "ed") & (kind != "enrollment"), UTILISATION_WINDOWS_DAYS),
+        ("pet_ct_count", tag == _TAG["pet_ct"], UTILISATION_WINDOWS_DAYS),
+        ("marrow_biopsy_count", tag == _TAG["marrow_biopsy"], UTILISATION_WINDOWS_DAYS),
+        ("radiation_days", tag == _TAG["radiation"], UTILISATION_WINDOWS_DAYS),
+        ("em_visits", (tag == _TAG["em_new"]) | (tag == _TAG["em_established"]), UTILISATION_WINDOWS_DAYS),
+        ("dx_relapse_codes", tag == _TAG["relapse_code"], (180,)),
+        ("dx_remission_codes", tag == _TAG["remission_code"], (180,)),
+        ("dx_toxicity_codes", tag == _TAG["toxicity_code"], (365,)),
+        ("ref_new_patient_visits", tag == _TAG["em_new"], (90,)),
+    )
+    # One sort for every count: (category, member, day) keys, deduplicated so that each member-day
+    # counts once per category, then one bincount per window over category x member.
+    picked = [np.flatnonzero(inside & selected) for _, selected, _ in counted]
+    category = np.concatenate([np.full(len(rows), c, dtype=np.int64) for c, rows in enumerate(picked)])
+    rows = np.concatenate(picked)
+    key = np.unique((category * n + member[rows]) * _MAX_AGE + age[rows])
+    cell, key_age = key // _MAX_AGE, key % _MAX_AGE
+    for w in UTILISATION_WINDOWS_DAYS:
+        counts = np.bincount(cell[key_age < w], minlength=len(counted) * n).reshape(len(counted), n).astype(np.float64)
+        for c, (prefix, _, windows) in enumerate(counted):
+            if w in windows:
+                columns[f"{prefix}_{w}d"] = counts[c]
 
     workup = inside & (tag == _TAG["car_t_workup"])
     latest = np.full(n, np.inf)

@@ -139,3 +139,15 @@ def test_rerun_replaces_outputs_atomically(contract: Path, written, tmp_path: Pa
     features = pd.read_parquet(out / "features.parquet")
     assert (features["as_of"] == pd.Timestamp("2024-01-31")).all()
     assert sorted(p.name for p in out.iterdir()) == ["cohort.parquet", "eligibility.parquet", "features.parquet", "lines.parquet"]
+
+
+def test_population_without_candidates_writes_empty_outputs(tmp_path: Path):
+    """A delivery with no cancer codes at all still writes every file, with columns and no cohort members."""
+    data = write_contract(tmp_path / "data", {"eligibility": [span("P2", gender="male")], "medical_claim": [medical_line("E1", 1, person_id="P2", diagnosis_code_1="I10", hcpcs_code="99214")], "pharmacy_claim": [fill("R1", person_id="P2", ndc_code="12345-678-90")]})
+    out = tmp_path / "out"
+    result = run("--data", str(data), "--as-of", AS_OF, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    cohort = pd.read_parquet(out / "cohort.parquet")
+    assert list(cohort["person_id"]) == ["P2"] and not cohort["in_cohort"].any()
+    assert list(pd.read_parquet(out / "features.parquet").columns) == ["person_id", "as_of", *FEATURE_NAMES]
+    assert len(pd.read_parquet(out / "eligibility.parquet")) == 0

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -175,7 +176,11 @@ def fit_logistic_baseline(train_x: pd.DataFrame, train_y: np.ndarray, categorica
         ]
     )
     model = make_pipeline(transform, LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000))
-    return model.fit(train_x, np.asarray(train_y, dtype=int))
+    with warnings.catch_warnings():
+        # A feature missing for every training row (e.g. no centre list) has no median; it is
+        # kept as an all-zero column plus its missing indicator, which is the intended encoding.
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
+        return model.fit(train_x, np.asarray(train_y, dtype=int))
 
 
 def score_rules_baseline(matrix: pd.DataFrame, weights: dict[str, float] | None = None) -> np.ndarray:

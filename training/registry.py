@@ -128,7 +128,7 @@ def log_training_run(result, store: TrackingStore) -> RegisteredRun:
     """
     import mlflow
 
-    from models.candidate import CandidatePyfunc
+    import models
 
     client, experiment_id = connect(store)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-h{result.spec.horizon_days}") as run:
@@ -164,7 +164,7 @@ def log_training_run(result, store: TrackingStore) -> RegisteredRun:
             paths = result.write_model_files(tmp_path / "model")
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=CandidatePyfunc(),
+                python_model=str(Path(models.__file__).parent / "pyfunc_entry.py"),
                 artifacts=paths,
                 signature=result.signature,
                 input_example=result.input_example,

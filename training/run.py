@@ -7,7 +7,6 @@ compare labels), and hands the trained result to ``training.registry``.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,6 @@ import pandas as pd
 
 from training.settings import TrainingConfig
 
-log = logging.getLogger(__name__)
 TRUTH_DIR = "truth"
 # Truth columns that mark entering the CAR T pathway (the first of them, with first eligibility,
 # is the true candidate date).

@@ -92,7 +92,8 @@ class TrainingResult:
         self.report.subgroups.to_csv(evaluation / "subgroups.csv", index=False)
         (evaluation / "subgroups.md").write_text(markdown_table(self.report.subgroups))
         self.report.calibration_curve.to_csv(evaluation / "calibration_curve.csv", index=False)
-        self.report.lead_times.describe().to_frame().to_csv(evaluation / "lead_time_summary.csv")
+        if len(self.report.lead_times):
+            self.report.lead_times.describe().to_frame().to_csv(evaluation / "lead_time_summary.csv")
         self.attrition.to_csv(evaluation / "attrition.csv", index=False)
         test = self.test_features.copy()
         test["label"] = self.test_examples["label"].to_numpy()

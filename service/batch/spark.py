@@ -77,7 +77,8 @@ def score_on_spark(options, model, timings: dict[str, float]):
     as_of = options.as_of or latest_service_date(frames)
     if as_of is None:
         raise ValueError(f"{data_dir}: no claim has a usable date; pass --as-of")
-    members = pa.array(sorted(r[0] for r in frames["eligibility"].select(F.col("person_id").cast("string")).where("person_id IS NOT NULL").distinct().collect()), pa.string())
+    ids = frames["eligibility"].select(F.col("person_id").cast("string").alias("person_id")).where("person_id IS NOT NULL").distinct()
+    members = ids.toArrow().column("person_id").combine_chunks().cast(pa.string()).sort()
     codes = load_codes(data_dir, options.ndc_crosswalk)
     found = find_candidates(frames, target_codes(codes))
     timings["scan"] = time.perf_counter() - tick
@@ -103,6 +104,7 @@ def score_on_spark(options, model, timings: dict[str, float]):
             quarantined += int(row["quarantined"])
     timings["score"] = time.perf_counter() - tick
     table, unassessed = complete_part(pa.concat_tables(parts), plan.column("person_id").combine_chunks(), as_of, model)
+    table = table.sort_by("person_id")
     if table.num_rows != len(members) or len(pc.unique(table.column("person_id"))) != table.num_rows:
         raise RuntimeError(f"spark run produced {table.num_rows} rows for {len(members)} members")
     return EngineResult(table, as_of, cohort.num_rows, quarantined, unassessed)

@@ -243,3 +243,11 @@ def test_distance_from_centre_list_or_prepared_coordinates():
     assert 0 < miles < 5
     assert from_coords["geo_car_t_center_distance_miles"].iloc[0] == miles
     assert np.isnan(none["geo_car_t_center_distance_miles"].iloc[0])
+
+
+def test_zero_members_give_empty_frames_with_their_columns():
+    """An empty batch is a normal call: every output is empty but keeps its columns."""
+    as_of = pd.Series([], index=pd.Index([], dtype="string"), dtype="datetime64[s]")
+    result = build_features(events_from([]), persons_for([]), as_of, load_codelists())
+    assert len(result.features) == 0 and list(result.features.columns) == ["person_id", "as_of", *FEATURE_NAMES]
+    assert len(result.lines) == 0 and "line_number" in result.lines.columns

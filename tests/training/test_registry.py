@@ -64,6 +64,8 @@ def test_register_gate_promote_and_load(trained, embedded_store, tmp_path):
     assert run.data.params["feature_set_version"] == trained.spec.feature_set_version
     assert run.data.tags["training_fingerprint"] == trained.spec.training_fingerprint
     assert "test_auprc" in run.data.metrics and "baseline_rules_only_auprc" in run.data.metrics
+    info = mlflow.models.get_model_info(f"models:/{MODEL_NAME}/{first.version}")
+    assert info.signature is not None and "as_of" in info.signature.inputs.input_names()
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"model_card.md", "figures", "evaluation", "config"} <= artifacts
 
