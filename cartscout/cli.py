@@ -4,6 +4,8 @@ commands so that ``cartscout --help`` stays fast and nothing heavy loads at impo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,6 +22,19 @@ app = typer.Typer(
 DataDir = Annotated[Path, typer.Option("--data", help="Directory holding the Tuva input-layer tables (CSV or Parquet).", exists=True, file_okay=False)]
 NdcCrosswalk = Annotated[Optional[Path], typer.Option("--ndc-crosswalk", help="ndc_code,generic CSV; default: DATA/ndc_crosswalk.csv when present.", exists=True, dir_okay=False)]
 Centers = Annotated[Optional[Path], typer.Option("--centers", help="CAR T centre file (name,zip,latitude,longitude); default: DATA/car_t_centers.csv when present.", exists=True, dir_okay=False)]
+
+
+@contextmanager
+def _contract_errors() -> Iterator[None]:
+    """End a command with one line naming the file and problem, never a traceback, when the
+    delivered data cannot be used (missing table, unreadable file, missing required column)."""
+    from contract.reading import ContractError
+
+    try:
+        yield
+    except ContractError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=1) from None
 
 
 def _parse_day(value: Optional[str], option: str) -> Optional[date]:
@@ -83,7 +98,9 @@ def features(
     """Compute cohort, lines of therapy, label eligibility and risk features as of a date."""
     from cartscout.feature_run import write_feature_outputs
 
-    summary = write_feature_outputs(data, out, _parse_day(as_of, "--as-of"), ndc_crosswalk=ndc_crosswalk, centers=centers)
+    day = _parse_day(as_of, "--as-of")
+    with _contract_errors():
+        summary = write_feature_outputs(data, out, day, ndc_crosswalk=ndc_crosswalk, centers=centers)
     typer.echo(summary.render())
 
 
@@ -112,7 +129,9 @@ def score(
         resume=resume, spark_master=spark_master, chunk_members=chunk_members, ndc_crosswalk=ndc_crosswalk, centers=centers,
         show_progress=progress,
     )
-    typer.echo(score_directory(options).render())
+    with _contract_errors():
+        summary = score_directory(options)
+    typer.echo(summary.render())
 
 
 @app.command()

@@ -151,3 +151,20 @@ def test_population_without_candidates_writes_empty_outputs(tmp_path: Path):
     assert list(cohort["person_id"]) == ["P2"] and not cohort["in_cohort"].any()
     assert list(pd.read_parquet(out / "features.parquet").columns) == ["person_id", "as_of", *FEATURE_NAMES]
     assert len(pd.read_parquet(out / "eligibility.parquet")) == 0
+
+
+def test_features_on_a_corrupt_table_ends_with_a_message_not_a_traceback(tmp_path):
+    """A truncated Parquet file stops `cartscout features` with exit 1 and a message naming the file."""
+    from typer.testing import CliRunner
+
+    from cartscout.cli import app
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for table in ("eligibility", "medical_claim", "pharmacy_claim"):
+        (data / f"{table}.parquet").write_bytes(b"PAR1 truncated")
+    result = CliRunner().invoke(app, ["features", "--data", str(data), "--out", str(tmp_path / "out"), "--as-of", "2025-01-01"])
+    assert result.exit_code == 1
+    assert "eligibility.parquet" in result.output or "medical_claim.parquet" in result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
