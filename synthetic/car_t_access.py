@@ -4,7 +4,10 @@ Eligibility is decided from ``car_t_products.csv`` rows: approval date on or bef
 superseded label versions only before the newer label of the same product and disease, age
 limits, minimum prior systemic lines, and the label's extra conditions read from its text (early
 failure of 1L for the 2L LBCL labels, transplant ineligibility for PILOT, prior BTKi / BCL-2i
-exposure, triple-class exposure and lenalidomide-refractoriness in myeloma).
+exposure, triple-class exposure and lenalidomide-refractoriness in myeloma). Only what the label
+states is required: Tecartus in MCL names no BTK inhibitor (ZUMA-2's expectation is not label
+text), and Kymriah in B-ALL needs refractory disease (progression during line 1) or a second or
+later relapse. Ages are completed years, as on a label ("up to 25 years" admits age 25).
 
 Referral probability falls with distance to the nearest centre, age, frailty and Medicaid
 coverage (Chung 2025: distance and comorbidity lower uptake). Its intercept is calibrated so that
@@ -15,6 +18,7 @@ consult (~11 d) -> apheresis -> infusion (~32 d after collection), median referr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -72,6 +76,7 @@ class History:
     transplant_ineligible: bool
     classes: frozenset
     len_refractory: bool
+    primary_refractory: bool = False
 
 
 def day_of(iso: str) -> int:
@@ -99,7 +104,8 @@ def eligible_labels(history: History, day: int) -> list[LabelRow]:
     for row in load_labels():
         if row.disease != history.disease or not (row.valid_from <= day < row.valid_to):
             continue
-        if not (row.min_age <= history.age <= row.max_age) or history.prior_lines < row.min_prior_lines:
+        age = math.floor(history.age)
+        if not (row.min_age <= age <= row.max_age) or history.prior_lines < row.min_prior_lines:
             continue
         if _meets_text(row, history):
             out.append(row)
@@ -112,7 +118,7 @@ def _meets_text(row: LabelRow, h: History) -> bool:
         return False
     if "not eligible for hsct" in text and not h.transplant_ineligible:
         return False
-    if "btk" in text and "btk_inhibitor" not in h.classes:
+    if "incl. a btk" in text and "btk_inhibitor" not in h.classes:
         return False
     if "bcl-2" in text and "bcl2_inhibitor" not in h.classes:
         return False
@@ -123,7 +129,7 @@ def _meets_text(row: LabelRow, h: History) -> bool:
             return False
         if "refractory to lenalidomide" in text and not h.len_refractory:
             return False
-    if "second or later relapse" in text and not (h.early_failure or h.prior_lines >= 2):
+    if "second or later relapse" in text and not (h.primary_refractory or h.prior_lines >= 2):
         return False
     return True
 
