@@ -18,7 +18,7 @@ booster of the size the performance notes use (300 trees x 31 leaves over the re
 fitted on random data and registered in a throw-away store. Its scores mean nothing; its cost per
 row (predict, SHAP) is that of a production-sized model, which is what a throughput bench needs.
 
-    .venv/bin/python bench/bench_score.py --data DIR_1M [--spark-data DIR_100K] [--model-uri URI]
+    .venv/bin/python bench/bench_score.py --data DIR_1M [--spark-data DIR_100K] [--model-uri URI] [--sections ...]
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "score.md"
+RAW = ROOT / "bench" / "results" / "score.json"
+SECTIONS = ("e2e", "scan", "stages", "spark")
 BUDGET_SECONDS = 180
 BUDGET_GIB = 8.0
 SCAN_TARGET_ROWS_PER_S = 20e6
@@ -259,23 +261,31 @@ def main() -> None:
     parser.add_argument("--model-uri", help="registered model to use (MLFLOW_TRACKING_URI must point at its registry)")
     parser.add_argument("--scan-copies", type=int, default=3)
     parser.add_argument("--scan-repeats", type=int, default=3)
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS,
+                        help="sections to measure; the others are taken from the last run's bench/results/score.json")
     args = parser.parse_args()
     cartscout = str(Path(sys.executable).with_name("cartscout"))
     work = Path(tempfile.mkdtemp(prefix="bench_score_"))
-    report: dict = {"rows": count_rows(args.data)}
+    report: dict = json.loads(RAW.read_text()) if RAW.is_file() and set(args.sections) != set(SECTIONS) else {}
+    report["rows"] = count_rows(args.data)
     try:
         if args.model_uri:
             env, uri, artifact = dict(os.environ), args.model_uri, None
         else:
             env, uri, artifact = register_bench_model(work), "models:/cartscout-candidate@champion", work / "artifact"
-        command = [cartscout, "score", "--data", str(args.data), "--out", str(work / "out"), "--model-uri", uri, "--no-progress"]
-        report["e2e"] = timed_process(command, env=env, cwd=work)
-        report["e2e"]["command"] = "cartscout score --data DATA --out OUT --no-progress"
-        report["e2e"]["summary"] = parse_summary(report["e2e"]["stdout"])
-        report["scan"] = bench_scan(args.data, args.scan_copies, args.scan_repeats)
-        if artifact is not None:
-            report["stages"] = bench_stages(args.data, artifact, report["e2e"]["summary"]["as_of"], work / "out" / "scores.parquet")
-        if args.spark_data:
+        if "e2e" in args.sections or "stages" in args.sections:
+            command = [cartscout, "score", "--data", str(args.data), "--out", str(work / "out"), "--model-uri", uri, "--no-progress"]
+            e2e = timed_process(command, env=env, cwd=work)
+            e2e["command"] = "cartscout score --data DATA --out OUT --no-progress"
+            e2e["summary"] = parse_summary(e2e["stdout"])
+            if "e2e" in args.sections:
+                report["e2e"] = e2e
+        if "scan" in args.sections:
+            report["scan"] = bench_scan(args.data, args.scan_copies, args.scan_repeats)
+        if "stages" in args.sections and artifact is not None:
+            report["stages"] = bench_stages(args.data, artifact, e2e["summary"]["as_of"], work / "out" / "scores.parquet")
+        RAW.write_text(json.dumps(report, indent=1, default=str))
+        if args.spark_data and "spark" in args.sections:
             report["spark_rows"] = count_rows(args.spark_data)
             for engine in ("local", "spark"):
                 extra = ["--engine", "spark", "--spark-master", "local[2]"] if engine == "spark" else []
@@ -285,6 +295,7 @@ def main() -> None:
                 report[f"spark_{engine}"] = run
             a, b = (work / "out-local" / "scores.parquet").read_bytes(), (work / "out-spark" / "scores.parquet").read_bytes()
             report["spark_identical"] = a == b
+            RAW.write_text(json.dumps(report, indent=1, default=str))
         write_results(report, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+import datetime as dt
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ _INPATIENT_POS = ("21",)
 _ED_POS = ("23",)
 _OFFICE_POS = ("11",)
 _NAT = np.datetime64("NaT", "s")
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _SEPARATORS = re.compile(r"[.\-\s]")
 _ZIP = re.compile(r"^\s*(\d{3,5})\s*(?:-.*)?$")
 _KIND = {k: i for i, k in enumerate(EVENT_KINDS)}
@@ -86,8 +88,7 @@ class _Text:
         """Stripped text, blank as missing, ``transform`` applied to each distinct value."""
         if column not in frame.columns:
             return cls(np.full(len(frame), -1, dtype=np.intp), np.empty(0, dtype=object))
-        index, distinct = pd.factorize(frame[column].array)
-        return cls(index, np.asarray(distinct, dtype=object)).cleaned(transform)
+        return cls(*_factorize(frame[column])).cleaned(transform)
 
     def cleaned(self, transform: Callable[[str], str] | None) -> _Text:
         """Strip, blank -> missing, transform; values that become equal are merged."""
@@ -191,27 +192,48 @@ class _Persons:
 
 
 def _dates(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """Day-resolution datetime64[s]; text is parsed as YYYY-MM-DD once per distinct value."""
+    """Day-resolution datetime64[s]; text (YYYY-MM-DD) and date objects are read once per distinct value."""
     if column not in frame.columns:
         return np.full(len(frame), _NAT)
     values = frame[column]
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return values.to_numpy(dtype="datetime64[D]").astype("datetime64[s]")
-    text = _Text.of(frame, column)
-    parsed = pd.to_datetime(text.values, format="%Y-%m-%d", errors="coerce").to_numpy(dtype="datetime64[s]")
-    return np.append(parsed, _NAT)[text.index]
+    index, distinct = _factorize(values)
+    distinct = distinct.tolist()
+    if all(isinstance(v, dt.date) for v in distinct):  # date, datetime and Timestamp objects: their day
+        days = (np.array([v.toordinal() for v in distinct], dtype=np.int64) - _EPOCH_ORDINAL).astype("datetime64[D]").astype("datetime64[s]")
+    else:
+        text = _Text(np.arange(len(distinct)), np.array(distinct, dtype=object)).cleaned(None)
+        parsed = pd.to_datetime(text.values, format="%Y-%m-%d", errors="coerce").to_numpy(dtype="datetime64[s]")
+        days = np.append(parsed, _NAT)[text.index]
+    return np.append(days, _NAT)[index]
+
+
+def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(index per row, -1 = missing; distinct values as an object array). Arrow-backed text is
+    encoded in Arrow; object columns (the API's one-member tables) by pandas' hash table."""
+    array = values.array
+    if isinstance(array, pd.arrays.NumpyExtensionArray):
+        array = array.to_numpy()
+    index, distinct = pd.factorize(array)
+    return index, np.asarray(distinct, dtype=object)
 
 
 def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """float64 with NaN for missing or not a number."""
+    """float64 with NaN for missing or not a number; text is read once per distinct value."""
     if column not in frame.columns:
         return np.full(len(frame), np.nan)
     values = frame[column]
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    text = _Text.of(frame, column)
-    parsed = pd.to_numeric(pd.Series(text.values, dtype=object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.append(parsed, np.nan)[text.index]
+    index, distinct = _factorize(values)
+    if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in distinct.tolist()):
+        numbers = distinct.astype(np.float64)
+    else:
+        text = _Text(np.arange(len(distinct)), distinct).cleaned(None)
+        parsed = pd.to_numeric(pd.Series(text.values, dtype=object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        numbers = np.append(parsed, np.nan)[text.index]
+    return np.append(numbers, np.nan)[index]
 
 
 def _normal_code(code: str) -> str:
@@ -430,7 +452,8 @@ def _icd_procedure_events(claims: _Claims, medical: pd.DataFrame, px_type: _Text
 def _line_events(claims: _Claims, hcpcs: _Text, revenue: _Text, codes: CodeLists) -> _Events | None:
     """HCPCS lines (drug administrations or procedures) and revenue-centre lines, once per claim, code and day."""
     date = _fill(claims.line_start, claims.start)
-    drug_codes = set(codes.drugs.loc[codes.drugs["code_system"] == "hcpcs", "code"].tolist())
+    drugs = codes.drugs
+    drug_codes = set(drugs["code"].to_numpy()[drugs["code_system"].to_numpy() == "hcpcs"].tolist())
     is_drug = hcpcs.test(drug_codes.__contains__)
     groups = [
         (np.flatnonzero(is_drug), "drug_admin", "hcpcs", hcpcs),
@@ -524,8 +547,7 @@ def _persons_frame(persons: _Persons) -> pd.DataFrame:
     """The persons frame in PERSON_DTYPES, one row per person in person_id order."""
 
     def text(values):
-        index, distinct = pd.factorize(values)
-        return _arrow_strings(index, distinct)
+        return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string(), from_pandas=True))
 
     columns = {c: getattr(persons, c) for c in PERSON_COLUMNS}
     columns = {c: (v if PERSON_DTYPES[c] != "string" else text(v)) for c, v in columns.items()}

@@ -66,6 +66,8 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from features.codelists import CodeLists, normalise_code
+from features.columns import STR, frame_from_columns, string_array
+from features.memo import IdentityMemo
 
 COHORT_COLUMNS = (
     "person_id",
@@ -153,7 +155,8 @@ class _Lookup:
     drugs: dict[str, tuple[bool, bool, bool, bool, bool]]  # "system\x1fcode" -> drug flags
 
 
-_LOOKUPS: dict[tuple[str, CohortConfig], _Lookup] = {}
+_LOOKUPS = IdentityMemo()
+DEFAULT_CONFIG = CohortConfig()
 
 
 def assign_cohort(
@@ -161,7 +164,7 @@ def assign_cohort(
     persons: pd.DataFrame,
     as_of: pd.Series,
     codes: CodeLists,
-    config: CohortConfig = CohortConfig(),
+    config: CohortConfig | None = None,
 ) -> pd.DataFrame:
     """One row per member of ``as_of.index``: target disease, subtype, first diagnosis, exclusion.
 
@@ -169,11 +172,17 @@ def assign_cohort(
     is accepted for the shared signature (demographics play no part in the case definition).
     Returns columns ``COHORT_COLUMNS``; ``evidence`` is a short sentence a clinician can check.
     """
+    return frame_from_columns(cohort_columns(events, persons, as_of, codes, config), len(as_of))
+
+
+def cohort_columns(events, persons, as_of: pd.Series, codes: CodeLists, config: CohortConfig | None = None) -> dict:
+    """:func:`assign_cohort` as column arrays (what the pipeline hands to the next steps)."""
     del persons  # the case definition uses claims only
     ids = as_of.index
     if not ids.is_unique:
         raise ValueError("as_of index (person_id) has duplicated values")
     n = len(ids)
+    config = config if config is not None else DEFAULT_CONFIG
     lookup = _compile(codes, config)
     pidx = _person_positions(_arrow(events["person_id"]), ids)
     kind = _arrow(events["kind"])
@@ -210,18 +219,16 @@ def assign_cohort(
     is_all = disease == "B_ALL"
     first = first_day.astype("datetime64[D]").astype("datetime64[s]")
     first[first_day == _NONE] = np.datetime64("NaT")
-    return pd.DataFrame(
-        {
-            "person_id": pd.array(ids.to_numpy(dtype=object), dtype="str"),
-            "in_cohort": in_cohort,
-            "disease": _strings(disease),
-            "subtype": _strings(sub),
-            "first_dx_date": first,
-            "exclusion": _strings(exclusion),
-            "evidence": pd.array(evidence, dtype="str"),
-            "lineage_known": pd.array(np.where(is_all, lineage, None), dtype="boolean"),
-        }
-    )
+    return {
+        "person_id": string_array(ids.to_numpy(dtype=object), STR),
+        "in_cohort": in_cohort,
+        "disease": _strings(disease),
+        "subtype": _strings(sub),
+        "first_dx_date": first,
+        "exclusion": _strings(exclusion),
+        "evidence": string_array(evidence, STR),
+        "lineage_known": pd.arrays.BooleanArray(lineage & is_all, ~is_all),
+    }
 
 
 def _arrow(column: pd.Series) -> pa.Array:
@@ -253,7 +260,7 @@ def _person_positions(person_id: pa.Array, ids: pd.Index) -> np.ndarray:
 
 def _strings(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """Empty string marks missing in the internal arrays."""
-    return pd.array(np.where(values == "", None, values), dtype="str")
+    return string_array(np.where(values == "", None, values).astype(object), STR)
 
 
 def _pick(values: np.ndarray, at: np.ndarray, missing: int) -> np.ndarray:
@@ -264,10 +271,7 @@ def _pick(values: np.ndarray, at: np.ndarray, missing: int) -> np.ndarray:
 
 
 def _compile(codes: CodeLists, config: CohortConfig) -> _Lookup:
-    key = (codes.version, config)
-    if key not in _LOOKUPS:
-        _LOOKUPS[key] = _build_lookup(codes, config)
-    return _LOOKUPS[key]
+    return _LOOKUPS.get((codes, config), lambda: (codes.version, config), lambda: _build_lookup(codes, config))
 
 
 def _build_lookup(codes: CodeLists, config: CohortConfig) -> _Lookup:

@@ -40,6 +40,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.cohort import EXCLUSION_PCNSL, PCNSL_UNSEPARABLE
+from features.columns import STR, columns_of, frame_from_columns, n_rows, positions, string_array, to_numpy
+from features.memo import IdentityMemo
 
 RULES_PATH = Path(__file__).parent / "rules" / "car_t_labels.yaml"
 ELIGIBILITY_COLUMNS = (
@@ -140,12 +142,25 @@ class EligibilityRules(BaseModel):
     @property
     def products(self) -> tuple[str, ...]:
         """Distinct products in file order."""
-        return _products_of(self)
+        return _index(self).products
 
 
-@cache
-def _products_of(rules: EligibilityRules) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(r.product_generic for r in rules.rules))
+class _RuleIndex:
+    """What the engine reads from a rule set, derived once per rule-set object."""
+
+    def __init__(self, rules: EligibilityRules):
+        self.products = tuple(dict.fromkeys(r.product_generic for r in rules.rules))
+        self.by_product = {p: tuple(r for r in rules.rules if r.product_generic == p) for p in self.products}
+        # drug classes any rule reads: only those exposure columns are taken from the frame
+        self.classes = frozenset(c for r in rules.rules for c in r.required_prior_classes + r.expected_prior_classes)
+        self.version = rules.full_version
+
+
+_INDEXES = IdentityMemo()
+
+
+def _index(rules: EligibilityRules) -> _RuleIndex:
+    return _INDEXES.get((rules,), lambda: rules, lambda: _RuleIndex(rules))
 
 
 def load_rules(path: Path | str | None = None) -> EligibilityRules:
@@ -203,25 +218,26 @@ class _Members:
         self.line1_regimen = t.text("line1_regimen")
         self.line1_end = t.dates("line1_end")
         self.exposed = {cls: t.flag(CLASS_EXPOSURE[cls][0]) for cls in classes}
+        # received in a line followed by progression: what the labels call a "prior" class
+        self.failed = {cls: t.flag(CLASS_EXPOSURE[cls][0].replace("exposed_", "failed_", 1)) for cls in classes}
         self.car_t = t.flag("car_t_received")
         self.car_t_date = t.dates("car_t_date")
 
 
 class _Aligned:
-    """Columns of one input frame taken in ``ids`` order; absent members get the stated default."""
+    """Columns of one input (DataFrame or column mapping) in ``ids`` order; absent members get the stated default."""
 
-    def __init__(self, frame: pd.DataFrame, ids: pd.Index, name: str):
-        if "person_id" not in frame.columns:
+    def __init__(self, frame, ids: pd.Index, name: str):
+        self.columns, self.name = columns_of(frame), name
+        if "person_id" not in self.columns:
             raise ValueError(f"{name} frame lacks column person_id")
-        self.frame, self.name = frame, name
-        keys = frame["person_id"].to_numpy(dtype=object)
+        keys = to_numpy(self.columns["person_id"], object)
         if len(keys) == len(ids) and (keys == ids.to_numpy(dtype=object)).all():
             self.at = None  # already aligned: the common case inside the pipeline
             return
-        index = pd.Index(keys, dtype="string")
-        if index.has_duplicates:
+        if len(set(keys.tolist())) != len(keys):
             raise ValueError(f"{name} frame has duplicated person_id values")
-        self.at = index.get_indexer(ids)
+        self.at = positions(pd.Index(keys, dtype=object), ids.to_numpy(dtype=object), name)
 
     def _take(self, values: np.ndarray, default) -> np.ndarray:
         if self.at is None:
@@ -232,37 +248,35 @@ class _Aligned:
         out[self.at < 0] = default
         return out
 
-    def _column(self, column: str) -> pd.Series:
+    def _column(self, column: str):
         try:
-            return self.frame[column]
+            return self.columns[column]
         except KeyError:
             raise ValueError(f"{self.name} frame lacks column {column}") from None
 
     def flag(self, column: str) -> np.ndarray:
-        values = self._column(column)
-        plain = values.dtype == bool  # numpy bool: no missing values to fill (the cheap path)
-        return self._take(values.to_numpy() if plain else values.to_numpy(dtype=bool, na_value=False), False)
+        return self._take(to_numpy(self._column(column), bool, False), False)
 
     def tristate(self, column: str) -> np.ndarray:
         """1 true, 0 false, -1 unknown."""
         values = self._column(column)
         if values.dtype == bool:
-            return self._take(values.to_numpy().astype(np.int8), -1)
-        as_float = values.to_numpy(dtype=float, na_value=np.nan)  # one conversion keeps the missing marks
+            return self._take(to_numpy(values).astype(np.int8), -1)
+        as_float = to_numpy(values, float, np.nan)  # one conversion keeps the missing marks
         return self._take(np.where(np.isnan(as_float), -1, as_float).astype(np.int8), -1)
 
     def text(self, column: str) -> np.ndarray:
-        return self._take(self._column(column).to_numpy(dtype=object, na_value=""), "")
+        return self._take(to_numpy(self._column(column), object, ""), "")
 
     def number(self, column: str, default: float) -> np.ndarray:
         values = self._column(column)
         if values.dtype.kind not in "if":
-            values = pd.to_numeric(values, errors="coerce").astype(float)
-        array = values.to_numpy(dtype=float, na_value=np.nan)
+            values = pd.to_numeric(pd.Series(values), errors="coerce").astype(float).array
+        array = to_numpy(values, float, np.nan)
         return self._take(np.where(np.isnan(array), default, array), default)
 
     def dates(self, column: str) -> np.ndarray:
-        return self._take(self._column(column).to_numpy(dtype="datetime64[D]"), np.datetime64("NaT"))
+        return self._take(to_numpy(self._column(column), "datetime64[D]"), np.datetime64("NaT"))
 
 
 def _age_years(birth: np.ndarray, as_of: np.ndarray) -> np.ndarray:
@@ -378,16 +392,22 @@ def _evaluate(rule: LabelRule, m: _Members, ix: np.ndarray) -> list[_Criterion]:
             if refractory[i] == -1
             else "first relapse only: the label requires refractory disease or a second or later relapse" for i in p]))
 
+    # A prior class is one received in a line followed by progression (``failed_*``), not one of
+    # the current line: starting a BTK inhibitor after relapse is not "prior BTKi" until it fails.
     for cls in rule.required_prior_classes:
-        exposed = m.exposed[cls][ix]
+        failed, exposed = m.failed[cls][ix], m.exposed[cls][ix]
         label = CLASS_EXPOSURE[cls][1]
-        out.append(_Criterion("class", np.where(exposed, _MET, _MISSING), lambda p, e=exposed, lb=label: [
-            f"prior {lb}" if e[i] else f"no prior {lb} (the label requires one)" for i in p]))
+        out.append(_Criterion("class", np.where(failed, _MET, _MISSING), lambda p, f=failed, e=exposed, lb=label: [
+            f"prior {lb}" if f[i]
+            else f"{lb} only in the current line, no progression after it yet (the label requires a prior one)" if e[i]
+            else f"no prior {lb} (the label requires one)" for i in p]))
     for cls in rule.expected_prior_classes:
-        exposed = m.exposed[cls][ix]
+        failed, exposed = m.failed[cls][ix], m.exposed[cls][ix]
         label = CLASS_EXPOSURE[cls][1]
-        out.append(_Criterion("class", np.where(exposed, _MET, _UNKNOWN), lambda p, e=exposed, lb=label: [
-            f"prior {lb}" if e[i]
+        out.append(_Criterion("class", np.where(failed, _MET, _UNKNOWN), lambda p, f=failed, e=exposed, lb=label: [
+            f"prior {lb}" if f[i]
+            else f"{lb} only in the current line, no progression after it yet: the pivotal trial and payer policies "
+                 "expect a prior one, the label does not state it" if e[i]
             else f"no prior {lb} seen: the pivotal trial and payer policies expect one, the label does not state it"
             for i in p]))
 
@@ -451,8 +471,15 @@ def assess_eligibility(
     ``cohort`` is :func:`features.cohort.assign_cohort` output, ``treatment`` one row per member
     from ``features.relapse.summarise_treatment`` (members without a row have had no therapy).
     """
-    m = _Members(persons, cohort, treatment, as_of, _classes_of(rules))
-    products = rules.products
+    columns = eligibility_columns(persons, cohort, treatment, as_of, rules)
+    return frame_from_columns(columns, n_rows(columns))
+
+
+def eligibility_columns(persons, cohort, treatment, as_of: pd.Series, rules: EligibilityRules) -> dict:
+    """:func:`assess_eligibility` as column arrays; inputs may be DataFrames or column mappings."""
+    index = _index(rules)
+    m = _Members(persons, cohort, treatment, as_of, index.classes)
+    products = index.products
     n, p = m.n, len(products)
     indication = np.full((n, p), None, dtype=object)
     eligible = np.zeros((n, p), dtype=bool)
@@ -461,7 +488,7 @@ def assess_eligibility(
     unknown = np.empty((n, p), dtype=object)
     hint = np.full((n, p), None, dtype=object)
     empty: list[str] = []
-    version = rules.full_version
+    version = index.version
 
     met[:] = _as_objects([empty] * (n * p)).reshape(n, p)
     unknown[:] = met
@@ -470,7 +497,7 @@ def assess_eligibility(
     judged = m.in_cohort | (m.exclusion != "")
     present = set(m.disease[judged])
     for j, product in enumerate(products):
-        product_rules = _rules_of(rules, product)
+        product_rules = index.by_product[product]
         missing[:, j] = _unmatched_reasons(product_rules, groups, group_keys)
         best_score = np.full(n, np.iinfo(np.int64).max)
         best_rule = np.full(n, -1)
@@ -514,30 +541,18 @@ def assess_eligibility(
             missing[rows, j] = _as_objects(lists[_MISSING])
             unknown[rows, j] = _as_objects(lists[_UNKNOWN])
             hint[rows, j] = _hint(rule, blocking)
-    return pd.DataFrame(
-        {
-            "person_id": pd.array(np.repeat(m.ids.to_numpy(dtype=object), p), dtype="str"),
-            "product": pd.array(np.tile(np.array(products, dtype=object), n), dtype="str"),
-            "indication": pd.array(indication.ravel(), dtype="str"),
-            "eligible": eligible.ravel(),
-            "criteria_met": met.ravel(),
-            "criteria_missing": missing.ravel(),
-            "criteria_unknown": unknown.ravel(),
-            "first_eligible_hint": pd.array(hint.ravel(), dtype="str"),
-            "rules_version": pd.array(np.full(n * p, version, dtype=object), dtype="str"),
-        }
-    )
-
-
-@cache
-def _classes_of(rules: EligibilityRules) -> frozenset[str]:
-    """Drug classes any rule reads: only those exposure columns are taken from the frame."""
-    return frozenset(c for r in rules.rules for c in r.required_prior_classes + r.expected_prior_classes)
-
-
-@cache
-def _rules_of(rules: EligibilityRules, product: str) -> tuple[LabelRule, ...]:
-    return tuple(r for r in rules.rules if r.product_generic == product)
+    columns = {
+        "person_id": string_array(np.repeat(m.ids.to_numpy(dtype=object), p), STR),
+        "product": string_array(np.tile(np.array(products, dtype=object), n), STR),
+        "indication": string_array(indication.ravel(), STR),
+        "eligible": eligible.ravel(),
+        "criteria_met": met.ravel(),
+        "criteria_missing": missing.ravel(),
+        "criteria_unknown": unknown.ravel(),
+        "first_eligible_hint": string_array(hint.ravel(), STR),
+        "rules_version": string_array(np.full(n * p, version, dtype=object), STR),
+    }
+    return columns
 
 
 def _as_objects(lists: list[list[str]]) -> np.ndarray:

@@ -35,6 +35,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.columns import positions
+
 EVENT_KINDS = (
     "diagnosis",
     "procedure",
@@ -157,7 +159,24 @@ def clip_to_as_of(events: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
 
     ``as_of`` is indexed by person_id (one date per member, so a batch can mix evaluation dates).
     Members absent from ``as_of`` lose all their events. This is the single place where the as-of
-    discipline is enforced; every feature function downstream receives clipped events.
+    discipline is enforced; every feature function downstream receives clipped events. When no
+    event is dropped the frame is returned as it is (no copy: pandas is copy-on-write).
     """
-    limit = events["person_id"].map(as_of.astype("datetime64[s]"))
-    return events[events["date"].le(limit).fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
+    keep = as_of_mask(events, as_of)
+    if keep.all() and isinstance(events.index, pd.RangeIndex) and events.index.start == 0 and events.index.step == 1:
+        return events
+    return events[keep].reset_index(drop=True)
+
+
+def as_of_mask(events: pd.DataFrame, as_of: pd.Series) -> np.ndarray:
+    """True for each event on or before its member's ``as_of`` (False for members without one)."""
+    if len(events) == 0:
+        return np.zeros(0, dtype=bool)
+    person = events["person_id"]
+    values = person.to_numpy(dtype=object, na_value=None) if len(person) <= 4096 else person
+    codes, uniques = pd.factorize(values)
+    where = positions(as_of.index, np.asarray(uniques, dtype=object), "as_of")
+    limit = np.append(as_of.to_numpy(dtype="datetime64[s]"), np.datetime64("NaT", "s"))
+    # a missing person (code -1) and a person absent from as_of (position -1) both land on NaT
+    limit = np.append(limit[where], np.datetime64("NaT", "s"))[codes]
+    return events["date"].to_numpy(dtype="datetime64[s]") <= limit

@@ -49,16 +49,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from threading import Lock
 
 import numpy as np
 import pandas as pd
 from numba import njit
-from pandas.api.internals import create_dataframe_from_blocks
 
 from features.codelists import CodeLists
+from features.columns import frame_from_columns, n_rows, object_column, string_array
 from features.events import day_numbers
 from features.lot_config import DISEASES, LotConfig
+from features.memo import IdentityMemo
 
 LINE_COLUMNS = (
     "person_id",
@@ -121,19 +121,13 @@ class _Tables:
     regimen_cache: dict[tuple[int, int, tuple[int, ...]], object]
 
 
-_TABLES: dict[tuple[str, LotConfig], _Tables] = {}
-_LOCK = Lock()
+_TABLES = IdentityMemo()
+DEFAULT_CONFIG = LotConfig()
 
 
 def lot_tables(codes: CodeLists, config: LotConfig) -> _Tables:
     """Build (or fetch) the lookups for these code lists and parameters."""
-    key = (codes.version, config)
-    tables = _TABLES.get(key)
-    if tables is None:
-        with _LOCK:
-            tables = _TABLES.get(key) or _build_tables(codes, config)
-            _TABLES[key] = tables
-    return tables
+    return _TABLES.get((codes, config), lambda: (codes.version, config), lambda: _build_tables(codes, config))
 
 
 def _role(drug_class: str, counts: str) -> int:
@@ -382,7 +376,7 @@ def derive_lines(
     diseases: pd.Series,
     as_of: pd.Series,
     codes: CodeLists,
-    config: LotConfig = LotConfig(),
+    config: LotConfig | None = None,
 ) -> pd.DataFrame:
     """One row per line of therapy per member (columns ``LINE_COLUMNS``), sorted by member and line.
 
@@ -390,6 +384,13 @@ def derive_lines(
     (LBCL, FL, MCL, MZL, CLL_SLL, B_ALL, MM or missing) selects per-disease parameters and regimen
     names; ``as_of`` caps end dates and decides ``end_of_data`` versus ``gap``.
     """
+    columns = line_columns(events, diseases, as_of, codes, config)
+    return frame_from_columns(columns, n_rows(columns))
+
+
+def line_columns(events: pd.DataFrame, diseases: pd.Series, as_of: pd.Series, codes: CodeLists, config: LotConfig | None = None) -> dict:
+    """:func:`derive_lines` as column arrays (what the pipeline hands to the next steps)."""
+    config = config if config is not None else DEFAULT_CONFIG
     tables = lot_tables(codes, config)
     if len(events) == 0:
         return _empty_lines()
@@ -404,7 +405,9 @@ def derive_lines(
     present = np.zeros(len(persons), dtype=bool)
     present[person_codes[keep]] = True
     persons = persons[present]
-    person_codes = (np.cumsum(present) - 1)[person_codes[keep]]
+    renumber = np.where(present, np.cumsum(present) - 1, -1)
+    en_seg, en_start, en_end = _enrollment_spans(events, np.append(renumber, -1)[person_codes], len(persons))
+    person_codes = renumber[person_codes[keep]]
     etype, slot = etype[keep], slot[keep]
     supply = events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
     default_cover = np.where(slot >= 0, tables.cover[np.maximum(slot, 0)], 1)
@@ -423,47 +426,28 @@ def derive_lines(
         seg, day, etype, slot, cover, p_dis, asof_days,
         tables.role.astype(np.int64), tables.group, tables.ld, tables.params, tables.maint, tables.add_any, tables.add_front,
         config.conditioning_days, config.prephase_days, config.car_t_collection_lookback_days, config.car_t_episode_days,
-        tables.n_words,
+        tables.n_words, en_seg, en_start, en_end,
     )  # fmt: skip
     return _assemble(out, persons, p_dis, tables)
 
 
-def columns_to_frame(columns: dict[str, object], n_rows: int) -> pd.DataFrame:
-    """A DataFrame from finished column arrays, built block by block.
+def _enrollment_spans(events: pd.DataFrame, person: np.ndarray, n_persons: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Enrollment spans per member (segments, start and end day, sorted by start); open ends run forever.
 
-    ``pd.DataFrame(dict)`` re-inspects every column (about 20-30 us each), which for one member
-    costs more than deriving the lines. Here numpy columns of one dtype are stacked into one block
-    and extension arrays (string, nullable) become their own blocks, using pandas' public
-    ``create_dataframe_from_blocks``. Every numpy column must be 1-D of length ``n_rows``; object
-    columns must already hold their final Python objects.
+    The gap rule must not run across a break in enrollment: fills during months the member was in
+    another plan are simply not in these claims.
     """
-    groups: dict[np.dtype, list[int]] = {}
-    blocks = []
-    names = list(columns)
-    for i, values in enumerate(columns.values()):
-        if isinstance(values, np.ndarray):
-            if values.shape != (n_rows,):
-                raise ValueError(f"column {names[i]!r} has shape {values.shape}, expected ({n_rows},)")
-            groups.setdefault(values.dtype, []).append(i)
-        else:
-            blocks.append((values, np.array([i], dtype=np.intp)))
-    for positions_ in groups.values():
-        stacked = np.empty((len(positions_), n_rows), dtype=columns[names[positions_[0]]].dtype)
-        for row, i in enumerate(positions_):
-            stacked[row] = columns[names[i]]
-        blocks.append((stacked, np.array(positions_, dtype=np.intp)))
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n_rows), columns=pd.Index(names))
+    rows = np.flatnonzero(is_kind(events, "enrollment") & (person >= 0))
+    start = day_numbers(events["date"])[rows] if len(rows) else np.zeros(0, dtype=np.int64)
+    end = day_numbers(events["end_date"])[rows] if len(rows) else np.zeros(0, dtype=np.int64)
+    valid = start > _NEG
+    rows, start, end = rows[valid], start[valid], np.where(end[valid] > _NEG, end[valid], _BIG)
+    member = person[rows]
+    order = sort_by_person_day(member, start, np.zeros(len(rows), dtype=np.int64))
+    return segments(member[order], n_persons), start[order], end[order]
 
 
-def object_column(values: list) -> np.ndarray:
-    """A 1-D object array holding ``values`` as they are (lists stay lists, never a 2-D array)."""
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        out[i] = value
-    return out
-
-
-def _empty_lines() -> pd.DataFrame:
+def _empty_lines() -> dict:
     """No lines, with the same columns and dtypes as a non-empty result."""
     empty = np.zeros(0, dtype=np.int64)
     mask = np.zeros((0, 1), dtype=np.uint64)
@@ -478,7 +462,7 @@ def _days_to_dates(days: np.ndarray) -> np.ndarray:
     return out
 
 
-def _assemble(out: tuple, persons: np.ndarray, p_dis: np.ndarray, tables: _Tables) -> pd.DataFrame:
+def _assemble(out: tuple, persons: np.ndarray, p_dis: np.ndarray, tables: _Tables) -> dict:
     (l_person, l_number, l_start, l_end, l_last, l_aph, l_reason, l_cart, l_auto, l_allo, l_sct, l_maint, out_mask, name_mask) = out
     if len(l_person) == 0:
         drugs, classes, regimen = [], [], np.zeros(0, dtype=object)
@@ -489,26 +473,23 @@ def _assemble(out: tuple, persons: np.ndarray, p_dis: np.ndarray, tables: _Table
         if "car_t" not in classes[i]:
             classes[i] = sorted([*classes[i], "car_t"])
     reasons = np.array(END_REASONS, dtype=object)[l_reason]
-    return columns_to_frame(
-        {
-            "person_id": pd.array(persons[l_person], dtype="string"),
-            "line_number": l_number,
-            "start_date": _days_to_dates(l_start),
-            "end_date": _days_to_dates(l_end),
-            "drugs": object_column(drugs),
-            "regimen": pd.array(regimen, dtype="string"),
-            "includes_sct": l_sct,
-            "end_reason": pd.array(reasons, dtype="string"),
-            "is_car_t": l_cart,
-            "drug_classes": object_column(classes),
-            "last_admin_date": _days_to_dates(l_last),
-            "maintenance": l_maint,
-            "apheresis_date": _days_to_dates(l_aph),
-            "includes_auto_sct": l_auto,
-            "includes_allo_sct": l_allo,
-        },
-        len(l_person),
-    )
+    return {
+        "person_id": string_array(persons[l_person].astype(object)),
+        "line_number": l_number,
+        "start_date": _days_to_dates(l_start),
+        "end_date": _days_to_dates(l_end),
+        "drugs": object_column(drugs),
+        "regimen": string_array(regimen),
+        "includes_sct": l_sct,
+        "end_reason": string_array(reasons),
+        "is_car_t": l_cart,
+        "drug_classes": object_column(classes),
+        "last_admin_date": _days_to_dates(l_last),
+        "maintenance": l_maint,
+        "apheresis_date": _days_to_dates(l_aph),
+        "includes_auto_sct": l_auto,
+        "includes_allo_sct": l_allo,
+    }
 
 
 def _unique_rows(matrix: np.ndarray) -> tuple[list[tuple[int, ...]], np.ndarray]:
@@ -634,10 +615,31 @@ def _sct_reference(induction_end, last_admin, last_sct):
 
 
 @njit(cache=True)
+def _unenrolled_days(lo, hi, en_seg, en_start, en_end, m):
+    """Days strictly between ``lo`` and ``hi`` outside every enrollment span of member ``m``.
+
+    0 when the member has no enrollment events (nothing is known about breaks).
+    """
+    a = en_seg[m]
+    b = en_seg[m + 1]
+    if a == b or hi - lo <= 1:
+        return 0
+    covered = 0
+    last = lo  # last day already counted as covered
+    for k in range(a, b):
+        s = max(en_start[k], last + 1)
+        e = min(en_end[k], hi - 1)
+        if e >= s:
+            covered += e - s + 1
+            last = e
+    return (hi - lo - 1) - covered
+
+
+@njit(cache=True)
 def _lines_kernel(
     seg, day, etype, slot, cover, p_dis, p_asof,
     s_role, s_group, s_ld, params, maint, add_any, add_front,
-    cond_days, prephase_days, aph_lookback, ep_days, n_words,
+    cond_days, prephase_days, aph_lookback, ep_days, n_words, en_seg, en_start, en_end,
 ):  # fmt: skip
     n = len(day)
     n_persons = len(seg) - 1
@@ -758,7 +760,9 @@ def _lines_kernel(
             j = i
             while j < b and day[j] == d:
                 j += 1
-            gap_closed = is_open and d - l_cover[cur] > gap
+            # Days seen without treatment: a break in enrollment hides fills, so it does not count.
+            unseen = _unenrolled_days(l_cover[cur], d, en_seg, en_start, en_end, m) if is_open else 0
+            gap_closed = is_open and d - l_cover[cur] - unseen > gap
             has_inf = False
             ep = -1
             if epq < ne and ep_day[a + epq] == d:
@@ -827,7 +831,7 @@ def _lines_kernel(
                         _set_bit(name_mask, cur, st_slot[q])
                 st0 = st1
 
-            live = is_open and d - l_cover[cur] <= gap
+            live = is_open and d - l_cover[cur] - unseen <= gap
             for k in range(i, j):
                 e = etype[k]
                 f = fold[k]

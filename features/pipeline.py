@@ -25,14 +25,15 @@ import pandas as pd
 
 from features.catalog import FEATURE_SET_VERSION
 from features.codelists import CodeLists
-from features.cohort import CohortConfig, assign_cohort
+from features.cohort import CohortConfig, cohort_columns
+from features.columns import columns_of, frame_from_columns, n_rows, positions, string_array, to_numpy
 from features.comorbidity import load_charlson_codes
-from features.eligibility import EligibilityRules, assess_eligibility, load_rules
+from features.eligibility import EligibilityRules, eligibility_columns, load_rules
 from features.events import clip_to_as_of
 from features.geography import locate_centers, nearest_center_miles
-from features.lines import derive_lines
+from features.lines import line_columns
 from features.lot_config import LotConfig
-from features.relapse import summarise_treatment
+from features.relapse import treatment_columns
 from features.risk import build_code_tagger, compute_risk_features
 
 
@@ -92,15 +93,16 @@ def build_features(
     persons = _clip_persons(persons, as_of)
     rules = rules if rules is not None else load_rules()
 
-    cohort = assign_cohort(clipped, persons, as_of, codes, config=cohort_config or CohortConfig())
+    # The steps hand each other column arrays; each output DataFrame is built once, at the end.
+    cohort = cohort_columns(clipped, persons, as_of, codes, cohort_config)
     diseases = _cohort_diseases(cohort)
-    lines = derive_lines(clipped, diseases, as_of, codes, lot_config or LotConfig())
-    treatment = summarise_treatment(lines, clipped, diseases, as_of, codes)
-    eligibility = assess_eligibility(persons, cohort, treatment, as_of, rules)
+    lines = line_columns(clipped, diseases, as_of, codes, lot_config)
+    treatment = treatment_columns(lines, clipped, diseases, as_of, codes, lot_config=lot_config)
+    eligibility = eligibility_columns(persons, cohort, treatment, as_of, rules)
 
     distance = None
     if centers is not None and zip_centroids is not None:
-        rows = pd.Index(persons["person_id"].to_numpy(dtype=object)).get_indexer(keys)
+        rows = positions(pd.Index(persons["person_id"].to_numpy(dtype=object), dtype=object), keys.to_numpy(dtype=object), "persons")
         zips = persons["zip_code"].to_numpy(dtype=object, na_value=None)[np.maximum(rows, 0)]
         zips = np.where(rows >= 0, zips, None)
         coords = centers if isinstance(centers, np.ndarray) else locate_centers(centers, zip_centroids)
@@ -117,11 +119,12 @@ def build_features(
         charlson=load_charlson_codes(),
         center_distance_miles=distance,
     )
+    n = len(keys)
     return FeatureSet(
-        cohort=cohort,
-        lines=lines,
-        treatment=treatment,
-        eligibility=eligibility,
+        cohort=frame_from_columns(cohort, n),
+        lines=frame_from_columns(lines, n_rows(lines)),
+        treatment=frame_from_columns(treatment, n),
+        eligibility=frame_from_columns(eligibility, n_rows(eligibility)),
         features=features,
         feature_set_version=FEATURE_SET_VERSION,
         rules_version=rules.version,
@@ -180,9 +183,11 @@ def _clip_persons(persons: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
     return keep.reset_index(drop=True)
 
 
-def _cohort_diseases(cohort: pd.DataFrame) -> pd.Series:
+def _cohort_diseases(cohort) -> pd.Series:
     """Disease per cohort member (indexed by person_id): the input the lines and relapse steps expect."""
-    members = cohort["in_cohort"].to_numpy(dtype=bool, na_value=False)
-    ids = cohort["person_id"].to_numpy(dtype=object)[members]
-    disease = cohort["disease"].to_numpy(dtype=object, na_value=None)[members]
-    return pd.Series(disease, index=pd.Index(ids, dtype="string", name="person_id"), name="disease", dtype="string")
+    cohort = columns_of(cohort)
+    members = to_numpy(cohort["in_cohort"], bool, False)
+    ids = to_numpy(cohort["person_id"], object)[members]
+    disease = to_numpy(cohort["disease"], object, None)[members]
+    index = pd.Index(string_array(ids), name="person_id")
+    return pd.Series(string_array(disease), index=index, name="disease", copy=False)

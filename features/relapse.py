@@ -27,24 +27,29 @@ Clocks and proxies (parameters in ``features.lot_config.RelapseConfig``):
   myeloma labels read it.
 * Class exposure flags come from every administration or fill on or before as_of, including
   bridging therapy and lymphodepletion (cyclophosphamide is an alkylator exposure).
+* ``failed_lines`` counts the prior lines followed by progression: every line after which another
+  line started, plus the last one when ``progressed_after_last_line``. ``failed_<class>`` flags a
+  class received in those lines only (drugs before the last line started or, when it progressed,
+  up to the first progression evidence). Labels mean prior therapy received *and failed*: a member
+  who has just started a BTK inhibitor has BTKi exposure (``exposed_btki``) but no prior BTKi
+  (``failed_btki``) until that line progresses. The eligibility engine reads ``failed_*``.
 """
 
 from __future__ import annotations
 
 import re
-from threading import Lock
 
 import numpy as np
 import pandas as pd
 from numba import njit
 
 from features.codelists import CodeLists
+from features.columns import columns_of, frame_from_columns, string_array, to_numpy
 from features.events import day_numbers
 from features.lines import (
     _NEG,
     _days_to_dates,
     align_to_persons,
-    columns_to_frame,
     encode_codes,
     factorize_persons,
     positions,
@@ -52,9 +57,11 @@ from features.lines import (
     sort_by_person_day,
 )
 from features.lot_config import DISEASES, LotConfig, RelapseConfig
+from features.memo import IdentityMemo
 
 # Event tags resolved from (code_system, code).
 T_NONE, T_RELAPSE, T_REMISSION, T_INDEX, T_WORKUP, T_DRUG, T_LENALIDOMIDE = 0, 1, 2, 3, 4, 5, 6
+_BIG_DAY = 1 << 40
 # Progression evidence bits.
 EV_CAR_T_LINE, EV_RELAPSE_DX, EV_RETURN_DX, EV_WORKUP = 1, 2, 4, 8
 _EVIDENCE_TEXT = (
@@ -65,8 +72,9 @@ _EVIDENCE_TEXT = (
 )
 _CAR_T_WORKUP = ("car_t_collection", "car_t_preparation")
 
-_TABLES: dict[tuple, dict] = {}
-_LOCK = Lock()
+_TABLES = IdentityMemo()
+DEFAULT_CONFIG = RelapseConfig()
+DEFAULT_LOT_CONFIG = LotConfig()
 
 
 def _disease_of_group(group: str) -> str | None:
@@ -76,42 +84,39 @@ def _disease_of_group(group: str) -> str | None:
 
 
 def _tables(codes: CodeLists, config: RelapseConfig, lot: LotConfig) -> dict:
-    key = (codes.version, config, lot)
-    tables = _TABLES.get(key)
-    if tables is not None:
-        return tables
-    with _LOCK:
-        diagnoses = codes.diagnoses
-        prefixes = {}
-        for prefix, group, role in zip(diagnoses["prefix"], diagnoses["disease_group"], diagnoses["role"]):
-            prefixes.setdefault(prefix, (group, role))
-        classes = list(config.exposure_classes)
-        class_index = {c: i for i, c in enumerate(classes)}
-        drug_class = {}
-        for system, code, generic, cls in zip(codes.drugs["code_system"], codes.drugs["code"], codes.drugs["generic"], codes.drugs["drug_class"]):
-            if cls in class_index:
-                drug_class[(system, code)] = (class_index[cls], str(generic).lower() == "lenalidomide")
-        procs = codes.procedures[codes.procedures["event"].isin(_CAR_T_WORKUP) & codes.procedures["code_system"].isin(lot.car_t_code_systems)]
-        workup = set(zip(procs["code_system"], procs["code"]))
-        cycle_days = {}
-        for name, text in zip(codes.regimens["regimen"], codes.regimens["cycle_days"]):
-            number = re.match(r"\D*?(\d+)", str(text))
-            if number and "n/a" not in str(text) and "continuous" not in str(text):
-                cycle_days.setdefault(name, int(number[1]))
-        triple = [class_index[c] for c in config.triple_classes]
-        tables = {
-            "prefixes": prefixes,
-            "max_prefix": max((len(p) for p in prefixes), default=0),
-            "classes": classes,
-            "drug_class": drug_class,
-            "workup": workup,
-            "cycle_days": cycle_days,
-            "triple_mask": sum(1 << i for i in triple),
-            "disease_index": {d: i for i, d in enumerate(DISEASES)},
-            "resolved": {},
-        }
-        _TABLES[key] = tables
-    return tables
+    return _TABLES.get((codes, config, lot), lambda: (codes.version, config, lot), lambda: _build_tables(codes, config, lot))
+
+
+def _build_tables(codes: CodeLists, config: RelapseConfig, lot: LotConfig) -> dict:
+    diagnoses = codes.diagnoses
+    prefixes = {}
+    for prefix, group, role in zip(diagnoses["prefix"], diagnoses["disease_group"], diagnoses["role"]):
+        prefixes.setdefault(prefix, (group, role))
+    classes = list(config.exposure_classes)
+    class_index = {c: i for i, c in enumerate(classes)}
+    drug_class = {}
+    for system, code, generic, cls in zip(codes.drugs["code_system"], codes.drugs["code"], codes.drugs["generic"], codes.drugs["drug_class"]):
+        if cls in class_index:
+            drug_class[(system, code)] = (class_index[cls], str(generic).lower() == "lenalidomide")
+    procs = codes.procedures[codes.procedures["event"].isin(_CAR_T_WORKUP) & codes.procedures["code_system"].isin(lot.car_t_code_systems)]
+    workup = set(zip(procs["code_system"], procs["code"]))
+    cycle_days = {}
+    for name, text in zip(codes.regimens["regimen"], codes.regimens["cycle_days"]):
+        number = re.match(r"\D*?(\d+)", str(text))
+        if number and "n/a" not in str(text) and "continuous" not in str(text):
+            cycle_days.setdefault(name, int(number[1]))
+    triple = [class_index[c] for c in config.triple_classes]
+    return {
+        "prefixes": prefixes,
+        "max_prefix": max((len(p) for p in prefixes), default=0),
+        "classes": classes,
+        "drug_class": drug_class,
+        "workup": workup,
+        "cycle_days": cycle_days,
+        "triple_mask": sum(1 << i for i in triple),
+        "disease_index": {d: i for i, d in enumerate(DISEASES)},
+        "resolved": {},
+    }
 
 
 def _resolve(tables: dict, system: str, code: str) -> tuple[int, int]:
@@ -141,14 +146,30 @@ def summarise_treatment(
     diseases: pd.Series,
     as_of: pd.Series,
     codes: CodeLists,
-    config: RelapseConfig = RelapseConfig(),
-    lot_config: LotConfig = LotConfig(),
+    config: RelapseConfig | None = None,
+    lot_config: LotConfig | None = None,
 ) -> pd.DataFrame:
     """One row per member of ``as_of`` (column ``person_id``) with the treatment summary.
 
     ``lines`` is the output of ``derive_lines`` and ``events`` the clipped events it was derived
     from. Members without lines get zero prior lines, False flags and missing dates.
     """
+    columns = treatment_columns(lines, events, diseases, as_of, codes, config, lot_config)
+    return frame_from_columns(columns, len(as_of))
+
+
+def treatment_columns(
+    lines,
+    events: pd.DataFrame,
+    diseases: pd.Series,
+    as_of: pd.Series,
+    codes: CodeLists,
+    config: RelapseConfig | None = None,
+    lot_config: LotConfig | None = None,
+) -> dict:
+    """:func:`summarise_treatment` as column arrays; ``lines`` may be a DataFrame or a column mapping."""
+    config = config if config is not None else DEFAULT_CONFIG
+    lot_config = lot_config if lot_config is not None else DEFAULT_LOT_CONFIG
     tables = _tables(codes, config, lot_config)
     persons = as_of.index
     n_persons = len(persons)
@@ -157,19 +178,20 @@ def summarise_treatment(
     p_dis = np.array([tables["disease_index"].get(d, -1) if isinstance(d, str) else -1 for d in dis_names], dtype=np.int64)
 
     # Lines, sorted by member (as_of order) and line number.
-    l_person = positions(persons, lines["person_id"].to_numpy(dtype=object), "as_of")
-    l_number = lines["line_number"].to_numpy(dtype=np.int64)
+    lines = columns_of(lines)
+    l_person = positions(persons, to_numpy(lines["person_id"], object), "as_of")
+    l_number = to_numpy(lines["line_number"], np.int64)
     l_order = np.lexsort((l_number, l_person))
     l_order = l_order[l_person[l_order] >= 0]
     l_seg = segments(l_person[l_order], n_persons)
 
     def line_days(column: str) -> np.ndarray:
-        return lines[column].to_numpy(dtype="datetime64[D]")[l_order].astype(np.int64)
+        return to_numpy(lines[column], "datetime64[D]")[l_order].astype(np.int64)
 
     l_start, l_last, l_aph = line_days("start_date"), line_days("last_admin_date"), line_days("apheresis_date")
-    l_cart = lines["is_car_t"].to_numpy(dtype=bool)[l_order]
-    l_auto = lines["includes_auto_sct"].to_numpy(dtype=bool)[l_order]
-    regimens = lines["regimen"].to_numpy(dtype=object, na_value=None)[l_order]
+    l_cart = to_numpy(lines["is_car_t"], bool)[l_order]
+    l_auto = to_numpy(lines["includes_auto_sct"], bool)[l_order]
+    regimens = to_numpy(lines["regimen"], object, None)[l_order]
     l_cycle = np.array([tables["cycle_days"].get(r, config.default_cycle_days) if r else config.default_cycle_days for r in regimens], dtype=np.int64)
 
     # Events: diagnoses, work-up, drug classes.
@@ -207,15 +229,15 @@ def _booleans(values: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
     return pd.arrays.BooleanArray(values & known, ~known)
 
 
-def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.ndarray, tables: dict, config: RelapseConfig) -> pd.DataFrame:
+def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.ndarray, tables: dict, config: RelapseConfig) -> dict:
     (prior, l1_start, l1_end, l2_start, has_l1, has_l2, early, refractory, progressed, ev_bits, ev_day,
-     exposure, len_ref, asct, cart_day, last_start, last_treat, asof) = out  # fmt: skip
+     exposure, len_ref, asct, cart_day, last_start, last_treat, asof, failed_lines, failed_exposure) = out  # fmt: skip
     both = has_l1 & has_l2
     has_any = last_start > _NEG
     first_line = np.full(len(persons), None, dtype=object)
     first_line[has_l1] = regimens[l_seg[:-1][has_l1]]
     columns = {
-        "person_id": pd.array(np.asarray(persons, dtype=object), dtype="string"),
+        "person_id": string_array(np.asarray(persons, dtype=object)),
         "prior_lines": prior,
         "line1_start": _days_to_dates(np.where(has_l1, l1_start, _NEG)),
         "line1_end": _days_to_dates(np.where(has_l1, l1_end, _NEG)),
@@ -224,19 +246,22 @@ def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.nda
         "early_relapse": _booleans(early, both),
         "primary_refractory": _booleans(refractory, both),
         "progressed_after_last_line": progressed,
-        "progression_evidence": pd.array(_evidence_text(ev_bits, ev_day), dtype="string"),
+        "progression_evidence": string_array(_evidence_text(ev_bits, ev_day)),
     }
     for i, cls in enumerate(tables["classes"]):
         columns[f"exposed_{config.exposure_classes[cls]}"] = (exposure & (1 << i)) != 0
     columns["triple_class_exposed"] = (exposure & tables["triple_mask"]) == tables["triple_mask"]
+    columns["failed_lines"] = failed_lines
+    for i, cls in enumerate(tables["classes"]):
+        columns[f"failed_{config.exposure_classes[cls]}"] = (failed_exposure & (1 << i)) != 0
     columns["lenalidomide_refractory"] = len_ref
     columns["prior_asct"] = asct
     columns["car_t_received"] = cart_day > _NEG
     columns["car_t_date"] = _days_to_dates(cart_day)
     columns["days_since_last_line_start"] = _integers(asof - last_start, has_any)
     columns["days_since_last_treatment"] = _integers(asof - last_treat, has_any & (last_treat > _NEG))
-    columns["line1_regimen"] = pd.array(first_line, dtype="string")
-    return columns_to_frame(columns, len(persons))
+    columns["line1_regimen"] = string_array(first_line)
+    return columns
 
 
 def _evidence_text(bits: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -270,6 +295,8 @@ def _summary_kernel(
     ev_bits = np.zeros(n, np.int64)
     ev_day = np.zeros((n, 4), np.int64)
     exposure = np.zeros(n, np.int64)
+    failed_exposure = np.zeros(n, np.int64)
+    failed_lines = np.zeros(n, np.int64)
     len_ref = np.zeros(n, np.bool_)
     asct = np.zeros(n, np.bool_)
     cart_day = np.full(n, _NEG, np.int64)
@@ -348,9 +375,24 @@ def _summary_kernel(
                     _note(ev_bits, ev_day, p, 0, l_start[r])
                     break
         progressed[p] = ev_bits[p] != 0
+        # Failed lines: every prior line followed by another line, and the last one when progression
+        # followed it. Their drug classes are the "prior" classes labels mean (received and failed):
+        # drugs before the last line started, or, after progression, up to its first evidence.
+        if last_prior >= 0:
+            failed_lines[p] = prior[p] - 1 + (1 if progressed[p] else 0)
+            cut = after - 1
+            if progressed[p]:
+                cut = _BIG_DAY
+                for k in range(4):
+                    if ev_bits[p] & (np.int64(1) << np.int64(k)) and ev_day[p, k] < cut:
+                        cut = ev_day[p, k]
+            for i in range(ea, eb):
+                t = e_tag[i]
+                if (t == 5 or t == 6) and e_day[i] <= cut and e_day[i] <= asof:
+                    failed_exposure[p] |= np.int64(1) << np.int64(e_value[i])
     return (
         prior, l1_start, l1_end, l2_start, has_l1, has_l2, early, refractory, progressed, ev_bits, ev_day,
-        exposure, len_ref, asct, cart_day, last_start, last_treat, p_asof,
+        exposure, len_ref, asct, cart_day, last_start, last_treat, p_asof, failed_lines, failed_exposure,
     )  # fmt: skip
 
 

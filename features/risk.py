@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.catalog import DISEASE_LEVELS, FEATURE_NAMES, PAYER_LEVELS, SEX_LEVELS, UTILISATION_WINDOWS_DAYS
 from features.codelists import CodeLists
+from features.columns import columns_of, frame_from_columns, n_rows, positions, string_array, to_numpy
 from features.comorbidity import CharlsonCodes, score_charlson
 from features.events import day_numbers
 
@@ -146,9 +147,10 @@ def compute_risk_features(
     _add_demographics(columns, persons, keys, as_of_day)
     _add_cohort(columns, cohort, keys, as_of_day)
     _add_treatment(columns, treatment, lines, keys, key_index)
-    if len(eligibility):
-        member = key_index.get_indexer(eligibility["person_id"].to_numpy(dtype=object))
-        eligible = eligibility["eligible"].to_numpy(dtype=bool, na_value=False) & (member >= 0)
+    eligibility = columns_of(eligibility)
+    if n_rows(eligibility):
+        member = positions(key_index, to_numpy(eligibility["person_id"], object), "eligibility")
+        eligible = to_numpy(eligibility["eligible"], bool, False) & (member >= 0)
         columns["elig_products_count"] = np.bincount(member[eligible], minlength=n).astype(np.float64)
     else:
         columns["elig_products_count"] = np.zeros(n)
@@ -157,12 +159,10 @@ def compute_risk_features(
         np.full(n, np.nan) if center_distance_miles is None else np.asarray(center_distance_miles, dtype=np.float64)
     )
 
-    matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
-    for i, name in enumerate(FEATURE_NAMES):
-        matrix[:, i] = columns[name]
-    ids = pd.DataFrame({"person_id": pd.array(keys, dtype="string"), "as_of": as_of.to_numpy(dtype="datetime64[s]")})
-    frame = pd.concat([ids, pd.DataFrame(matrix, columns=list(FEATURE_NAMES), copy=False)], axis=1)
-    return frame
+    out = {"person_id": string_array(keys), "as_of": as_of.to_numpy(dtype="datetime64[s]")}
+    for name in FEATURE_NAMES:
+        out[name] = np.asarray(columns[name], dtype=np.float32)
+    return frame_from_columns(out, n)
 
 
 class _Aligned:
@@ -172,29 +172,29 @@ class _Aligned:
     overhead at a few microseconds per column, which is what decides the single-member cost.
     """
 
-    def __init__(self, frame: pd.DataFrame, keys: np.ndarray, what: str) -> None:
-        self.frame, self.n = frame, len(keys)
-        if len(frame) == 0:
+    def __init__(self, frame, keys: np.ndarray, what: str) -> None:
+        self.columns, self.n = columns_of(frame), len(keys)
+        self.length = n_rows(self.columns)
+        if self.length == 0:
             self.rows, self.found = np.zeros(self.n, dtype=np.int64), np.zeros(self.n, dtype=bool)
             return
-        ids = frame["person_id"].to_numpy(dtype=object)
+        ids = to_numpy(self.columns["person_id"], object)
         if len(ids) == self.n and (ids == keys).all():  # already in key order (the pipeline's own frames)
             self.rows, self.found = np.arange(self.n), np.ones(self.n, dtype=bool)
             return
-        index = pd.Index(ids)
-        if not index.is_unique:
+        if len(set(ids.tolist())) != len(ids):
             raise ValueError(f"{what} frame must have one row per person_id; found duplicates")
-        rows = index.get_indexer(keys)
+        rows = positions(pd.Index(ids, dtype=object), keys, what)
         self.rows, self.found = np.maximum(rows, 0), rows >= 0
 
     def has(self, name: str) -> bool:
-        return len(self.frame) > 0 and name in self.frame.columns
+        return self.length > 0 and name in self.columns
 
     def floats(self, name: str, default: float = np.nan) -> np.ndarray:
         """Column as float64; members without a row, and missing values, become ``default``."""
         out = np.full(self.n, default, dtype=np.float64)
         if self.has(name):
-            values = _as_floats(self.frame[name], np.nan)[self.rows]
+            values = _as_floats(self.columns[name], np.nan)[self.rows]
             out[self.found] = np.where(np.isnan(values), default, values)[self.found]
         return out
 
@@ -202,7 +202,7 @@ class _Aligned:
         """Days from the date in column ``name`` to each key's as_of (NaN when missing)."""
         out = np.full(self.n, np.nan)
         if self.has(name):
-            dates = self.frame[name].to_numpy(dtype="datetime64[D]")[self.rows]
+            dates = to_numpy(self.columns[name], "datetime64[D]")[self.rows]
             known = self.found & ~np.isnat(dates)
             out[known] = as_of_day[known] - dates[known].astype(np.int64)
         return out
@@ -211,15 +211,15 @@ class _Aligned:
         """Lower-cased strings (None where missing)."""
         if not self.has(name):
             return np.full(self.n, None, dtype=object)
-        values = self.frame[name].to_numpy(dtype=object, na_value=None)[self.rows]
+        values = to_numpy(self.columns[name], object, None)[self.rows]
         return np.array([v.lower() if isinstance(v, str) and f else None for v, f in zip(values, self.found)], dtype=object)
 
 
-def _as_floats(column: pd.Series, missing: float) -> np.ndarray:
-    """A column as float64 with missing values as ``missing``; plain NumPy columns skip pandas' NA path."""
+def _as_floats(column, missing: float) -> np.ndarray:
+    """A column array as float64 with missing values as ``missing``; plain NumPy columns skip pandas' NA path."""
     if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":
-        return column.to_numpy().astype(np.float64)
-    return column.to_numpy(dtype=np.float64, na_value=missing)
+        return to_numpy(column).astype(np.float64)
+    return to_numpy(column, np.float64, missing)
 
 
 def _levels(values: np.ndarray, levels: tuple[str, ...], other: str | None = None) -> np.ndarray:
@@ -265,9 +265,10 @@ def _add_treatment(columns: dict, treatment: pd.DataFrame, lines: pd.DataFrame, 
     for drug_class in _EXPOSURE_COLUMNS:
         columns[f"rx_{drug_class}_exposed_flag"] = frame.floats(f"exposed_{drug_class}", 0.0)
     maintenance = np.zeros(len(keys))
-    if len(lines) and "maintenance" in lines.columns:
-        member = key_index.get_indexer(lines["person_id"].to_numpy(dtype=object))
-        number = lines["line_number"].to_numpy(dtype=np.int64)
+    lines = columns_of(lines)
+    if n_rows(lines) and "maintenance" in lines:
+        member = positions(key_index, to_numpy(lines["person_id"], object), "lines")
+        number = to_numpy(lines["line_number"], np.int64)
         order = np.lexsort((number, member))
         member, flag = member[order], _as_floats(lines["maintenance"], 0.0)[order]
         last = np.r_[member[1:] != member[:-1], True] & (member >= 0)
@@ -279,7 +280,7 @@ def _add_event_counts(
     columns: dict, events: pd.DataFrame, keys: pd.Index, as_of_day: np.ndarray, tagger: CodeTagger, charlson: CharlsonCodes
 ) -> None:
     n = len(keys)
-    member = keys.get_indexer(events["person_id"].to_numpy(dtype=object))
+    member = positions(keys, events["person_id"].to_numpy(dtype=object), "as_of")
     inside = member >= 0
     day = day_numbers(events["date"])
     age = np.where(inside, as_of_day[np.maximum(member, 0)] - day, -1)

@@ -23,7 +23,7 @@ from contract import code_formats
 from contract.mapping import claims_to_events
 from features.codelists import CodeLists
 from service.errors import InvalidInput
-from service.schemas import ScoreRequest
+from service.schemas import MedicalClaimLine, PharmacyClaimLine, ScoreRequest
 
 DATA_SOURCE = "api"
 
@@ -52,110 +52,164 @@ def build_claim_tables(members: Sequence[ScoreRequest], field_prefix: Sequence[s
 
     A member without enrollment spans still gets one eligibility row (dates empty) so that its
     demographics reach the persons frame; the empty span itself never becomes an event.
+
+    Columns are gathered as lists and each table is made in one step as an object-dtype frame
+    (dates as ``datetime.date``, which the mapping reads directly): per-column dtype inference
+    and per-column frame surgery would cost more than the whole mapping for a one-member request.
+    Columns nobody filled in are left out, as the mapping treats a missing column as empty.
     """
-    elig_rows, med_rows, rx_rows = [], [], []
-    for m in members:
+    elig: dict[str, list] = {c: [] for c in _ELIGIBILITY_COLUMNS}
+    med: dict[str, list] = {c: [] for c in ("person_id", "member_id", "data_source", *_LINE_FIELDS)}
+    rx: dict[str, list] = {c: [] for c in ("person_id", "member_id", "data_source", *_FILL_FIELDS)}
+    codes = _CodesToCheck()
+    for mi, m in enumerate(members):
         d = m.demographics
-        person = {"person_id": m.person_id, "member_id": m.person_id, "gender": d.gender, "race": d.race, "birth_date": d.birth_date, "death_date": d.death_date, "zip_code": d.zip_code, "data_source": DATA_SOURCE}
-        spans = m.enrollment or [None]
-        for span in spans:
-            elig_rows.append(
-                {
-                    **person,
-                    "enrollment_start_date": span.enrollment_start_date if span else None,
-                    "enrollment_end_date": span.enrollment_end_date if span else None,
-                    "payer": span.payer if span else None,
-                    "plan": span.plan if span else None,
-                    "payer_type": span.payer_type if span else None,
-                }
-            )
-        for line in m.medical_claims:
-            row = line.model_dump(exclude={"diagnosis_codes", "procedures"})
-            row.update(person_id=m.person_id, member_id=m.person_id, data_source=DATA_SOURCE)
-            row.update({f"diagnosis_code_{i}": code for i, code in enumerate(line.diagnosis_codes, start=1)})
-            for i, proc in enumerate(line.procedures, start=1):
-                row[f"procedure_code_{i}"] = proc.code
-                row[f"procedure_date_{i}"] = proc.date
-            med_rows.append(row)
-        for fill in m.pharmacy_claims:
-            rx_rows.append({**fill.model_dump(), "person_id": m.person_id, "member_id": m.person_id, "data_source": DATA_SOURCE})
-    eligibility = _frame(elig_rows, ("enrollment_start_date", "enrollment_end_date", "birth_date", "death_date"))
-    medical = _frame(med_rows, ("claim_start_date", "claim_end_date", "claim_line_start_date", "claim_line_end_date", "admission_date", "discharge_date", *(f"procedure_date_{i}" for i in range(1, 26))))
-    pharmacy = _frame(rx_rows, ("dispensing_date",))
-    _normalise_codes(members, medical, pharmacy, list(field_prefix))
-    return ClaimTables(eligibility, medical, pharmacy)
+        for span in m.enrollment or [None]:
+            for column, value in zip(
+                _ELIGIBILITY_COLUMNS,
+                (m.person_id, m.person_id, d.gender, d.race, d.birth_date, d.death_date, d.zip_code, DATA_SOURCE)
+                + ((span.enrollment_start_date, span.enrollment_end_date, span.payer, span.plan, span.payer_type) if span else (None,) * 5),
+            ):
+                elig[column].append(value)
+        for li, line in enumerate(m.medical_claims):
+            row = len(med["person_id"])
+            for column, value in (("person_id", m.person_id), ("member_id", m.person_id), ("data_source", DATA_SOURCE)):
+                med[column].append(value)
+            for column in _LINE_FIELDS:
+                med[column].append(getattr(line, column))
+            icd9_dx = line.diagnosis_code_type == "icd-9-cm"
+            for ci, code in enumerate(line.diagnosis_codes):
+                codes.add("icd10cm", row, f"diagnosis_code_{ci + 1}", code, (mi, "medical_claims", li, f"diagnosis_codes[{ci}]"), check=not icd9_dx)
+            icd9_px = line.procedure_code_type == "icd-9-pcs"
+            for pi, proc in enumerate(line.procedures):
+                codes.add("icd10pcs", row, f"procedure_code_{pi + 1}", proc.code, (mi, "medical_claims", li, f"procedures[{pi}].code"), check=not icd9_px)
+                codes.set(row, f"procedure_date_{pi + 1}", proc.date)
+            if line.hcpcs_code is not None:
+                codes.add("hcpcs", row, "hcpcs_code", line.hcpcs_code, (mi, "medical_claims", li, "hcpcs_code"))
+        for fi, fill in enumerate(m.pharmacy_claims):
+            for column, value in (("person_id", m.person_id), ("member_id", m.person_id), ("data_source", DATA_SOURCE)):
+                rx[column].append(value)
+            for column in _FILL_FIELDS:
+                rx[column].append(getattr(fill, column))
+            codes.add("ndc", len(rx["person_id"]) - 1, "ndc_code", fill.ndc_code, (mi, "pharmacy_claims", fi, "ndc_code"))
+    normal = codes.normalise(list(field_prefix))
+    medical = _frame(med, len(med["person_id"]), normal["medical"])
+    pharmacy = _frame(rx, len(rx["person_id"]), normal["pharmacy"])
+    return ClaimTables(_frame(elig, len(elig["person_id"]), {}), medical, pharmacy)
 
 
 def load_member_history(members: Sequence[ScoreRequest], codes: CodeLists, today: date, field_prefix: Sequence[str] = ()) -> MemberHistory:
     """Map requests to events and persons; ``as_of`` defaults to ``today`` (the service's clock)."""
-    duplicated = pd.Index([m.person_id for m in members]).duplicated()
-    if duplicated.any():
-        first = int(np.flatnonzero(duplicated)[0])
+    person_ids = [m.person_id for m in members]
+    if len(set(person_ids)) < len(person_ids):
+        first = int(np.flatnonzero(pd.Index(person_ids).duplicated())[0])
         loc = "".join(f"{p}" for p in field_prefix)
         raise InvalidInput("person_id appears more than once", errors=[{"field": f"{loc}[{first}].person_id", "rule": "unique", "message": "person_id must be unique within a batch"}])
     tables = build_claim_tables(members, field_prefix)
     events, persons = claims_to_events(tables.eligibility, tables.medical_claim, tables.pharmacy_claim, codes)
-    events = events[~(events["kind"].eq("enrollment") & events["date"].isna())].reset_index(drop=True)
-    as_of = pd.Series(
-        [pd.Timestamp(m.as_of or today) for m in members],
-        index=pd.Index([m.person_id for m in members], name="person_id", dtype="string"),
-        dtype="datetime64[s]",
-    )
-    limit = events["person_id"].map(as_of)
-    late = events.loc[events["date"].gt(limit).fillna(False).to_numpy(dtype=bool), "person_id"].value_counts()
-    return MemberHistory(events=events, persons=persons, as_of=as_of, events_after_as_of={str(k): int(v) for k, v in late.items()})
+    dates = events["date"].to_numpy()
+    undated = np.isnat(dates)
+    if undated.any():  # only the placeholder span of a member sent without enrollment
+        events = events[~(undated & events["kind"].eq("enrollment").to_numpy(dtype=bool))].reset_index(drop=True)
+        dates = events["date"].to_numpy()
+    limits = np.array([m.as_of or today for m in members], dtype="datetime64[D]").astype("datetime64[s]")
+    as_of = pd.Series(limits, index=pd.Index(person_ids, name="person_id", dtype="string"), copy=False)
+    member = as_of.index.get_indexer(events["person_id"].array)
+    late = np.bincount(member[dates > limits[member]], minlength=len(members))
+    return MemberHistory(events=events, persons=persons, as_of=as_of, events_after_as_of={person_ids[i]: int(late[i]) for i in np.flatnonzero(late)})
 
 
-def _frame(rows: list[dict], date_columns: Sequence[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    for column in date_columns:
-        if column in frame.columns:
-            # numpy parses date objects and None (-> NaT) directly, far faster than pd.to_datetime on objects
-            frame[column] = np.array(frame[column].to_list(), dtype="datetime64[D]").astype("datetime64[s]")
-    return frame
+_ELIGIBILITY_COLUMNS = (
+    "person_id",
+    "member_id",
+    "gender",
+    "race",
+    "birth_date",
+    "death_date",
+    "zip_code",
+    "data_source",
+    "enrollment_start_date",
+    "enrollment_end_date",
+    "payer",
+    "plan",
+    "payer_type",
+)
+_LINE_FIELDS = tuple(f for f in MedicalClaimLine.model_fields if f not in ("diagnosis_codes", "procedures"))
+_FILL_FIELDS = tuple(PharmacyClaimLine.model_fields)
+_CHECKS = {
+    "icd10cm": (code_formats.normalise_icd10cm, "not an ICD-10-CM code", "medical"),
+    "icd10pcs": (code_formats.normalise_icd10pcs, "not an ICD-10-PCS code", "medical"),
+    "hcpcs": (code_formats.normalise_hcpcs, "not a HCPCS/CPT code", "medical"),
+    "ndc": (code_formats.normalise_ndc, "not an 11-digit or dashed 10-digit NDC", "pharmacy"),
+}
+# order in which malformed codes are listed: by table column, then by row
+_COLUMN_ORDER = {"hcpcs_code": 0, **{f"diagnosis_code_{i}": i for i in range(1, 26)}, **{f"procedure_code_{i}": 25 + i for i in range(1, 26)}, "ndc_code": 51}
 
 
-def _normalise_codes(members: Sequence[ScoreRequest], medical: pd.DataFrame, pharmacy: pd.DataFrame, prefix: list[str]) -> None:
-    """Normalise code columns in place; raise one InvalidInput listing every malformed code's field."""
-    located = _code_locations(members, prefix)
-    errors: list[dict[str, str]] = []
-    checks = [(medical, "hcpcs_code", code_formats.normalise_hcpcs, "not a HCPCS/CPT code")]
-    checks += [(medical, f"diagnosis_code_{i}", code_formats.normalise_icd10cm, "not an ICD-10-CM code") for i in range(1, 26)]
-    checks += [(medical, f"procedure_code_{i}", code_formats.normalise_icd10pcs, "not an ICD-10-PCS code") for i in range(1, 26)]
-    checks += [(pharmacy, "ndc_code", code_formats.normalise_ndc, "not an 11-digit or dashed 10-digit NDC")]
-    for frame, column, normalise, message in checks:
-        if column not in frame.columns:
-            continue
-        if column.startswith("diagnosis_code_") and "diagnosis_code_type" in frame.columns:
-            icd9 = frame["diagnosis_code_type"].eq("icd-9-cm").to_numpy()
-        elif column.startswith("procedure_code_") and "procedure_code_type" in frame.columns:
-            icd9 = frame["procedure_code_type"].eq("icd-9-pcs").to_numpy()
-        else:
-            icd9 = np.zeros(len(frame), dtype=bool)
-        normalised, malformed = normalise(frame[column])
-        malformed = malformed.to_numpy(dtype=bool) & ~icd9
-        for row in np.flatnonzero(malformed):
-            errors.append({"field": located[(column, int(row))], "rule": "code_format", "message": message})
-        frame[column] = normalised.where(~pd.Series(icd9, index=frame.index), frame[column])
-    if errors:
-        raise InvalidInput(f"{len(errors)} malformed code(s)", errors=errors[:100])
+class _CodesToCheck:
+    """Codes of a request gathered per code system, so each format check runs once per request."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, list[str]] = {s: [] for s in _CHECKS}
+        self.cells: dict[str, list[tuple[int, str]]] = {s: [] for s in _CHECKS}
+        self.where: dict[str, list[tuple]] = {s: [] for s in _CHECKS}
+        self.kept: dict[tuple[int, str], object] = {}
+
+    def add(self, system: str, row: int, column: str, code: str, where: tuple, check: bool = True) -> None:
+        """A code for ``column`` of table row ``row``; unchecked codes (ICD-9) are kept as sent."""
+        if not check:
+            self.kept[(row, column)] = code
+            return
+        self.raw[system].append(code)
+        self.cells[system].append((row, column))
+        self.where[system].append(where)
+
+    def set(self, row: int, column: str, value: object) -> None:
+        self.kept[(row, column)] = value
+
+    def normalise(self, prefix: list[str]) -> dict[str, dict[tuple[int, str], object]]:
+        """Per table, (row, column) -> value; raise one InvalidInput listing every malformed code's field."""
+        cells: dict[str, dict[tuple[int, str], object]] = {"medical": {}, "pharmacy": {}}
+        cells["medical"].update(self.kept)
+        errors = []
+        for system, (normalise, message, table) in _CHECKS.items():
+            if not self.raw[system]:
+                continue
+            normal, malformed = normalise(pd.Series(self.raw[system], dtype=object))
+            normal = normal.to_numpy(dtype=object, na_value=None).tolist()
+            cells[table].update(zip(self.cells[system], normal))
+            for i in np.flatnonzero(malformed.to_numpy()):
+                row, column = self.cells[system][i]
+                errors.append(((_COLUMN_ORDER[column], row), self._field(prefix, self.where[system][i]), message))
+        if errors:
+            errors.sort(key=lambda e: e[0])
+            raise InvalidInput(f"{len(errors)} malformed code(s)", errors=[{"field": f, "rule": "code_format", "message": m} for _, f, m in errors[:100]])
+        return cells
+
+    @staticmethod
+    def _field(prefix: list[str], where: tuple) -> str:
+        member, table, index, field = where
+        head = "".join(prefix)
+        return f"{head}[{member}].{table}[{index}].{field}" if head else f"{table}[{index}].{field}"
 
 
-def _code_locations(members: Sequence[ScoreRequest], prefix: list[str]) -> dict[tuple[str, int], str]:
-    """(table column, row number) -> the request field that produced it."""
-    where: dict[tuple[str, int], str] = {}
-    head = "".join(prefix)
-    med_row = rx_row = 0
-    for mi, m in enumerate(members):
-        base = f"{head}[{mi}]." if head else ""
-        for li, line in enumerate(m.medical_claims):
-            where[("hcpcs_code", med_row)] = f"{base}medical_claims[{li}].hcpcs_code"
-            for ci in range(len(line.diagnosis_codes)):
-                where[(f"diagnosis_code_{ci + 1}", med_row)] = f"{base}medical_claims[{li}].diagnosis_codes[{ci}]"
-            for pi in range(len(line.procedures)):
-                where[(f"procedure_code_{pi + 1}", med_row)] = f"{base}medical_claims[{li}].procedures[{pi}].code"
-            med_row += 1
-        for fi in range(len(m.pharmacy_claims)):
-            where[("ndc_code", rx_row)] = f"{base}pharmacy_claims[{fi}].ndc_code"
-            rx_row += 1
-    return where
+def _frame(columns: dict[str, list], rows: int, cells: dict[tuple[int, str], object]) -> pd.DataFrame:
+    """One object-dtype frame: the listed columns plus the wide cells; all-empty columns left out."""
+    wide: dict[str, list] = {}
+    for (row, column), value in cells.items():
+        if column not in columns:
+            wide.setdefault(column, [None] * rows)[row] = value
+    kept = {c: v for c, v in columns.items() if any(x is not None for x in v)}
+    kept.update((c, wide[c]) for c in sorted(wide, key=_wide_order))
+    for (row, column), value in cells.items():
+        if column in columns:
+            kept[column][row] = value
+    data = np.empty((rows, len(kept)), dtype=object)
+    for j, values in enumerate(kept.values()):
+        data[:, j] = values
+    return pd.DataFrame(data, columns=list(kept), dtype=object, copy=False)
+
+
+def _wide_order(column: str) -> tuple[str, int]:
+    stem, _, number = column.rpartition("_")
+    return stem, int(number)

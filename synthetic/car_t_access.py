@@ -28,7 +28,7 @@ import pandas as pd
 
 from features.codelists import load_codelists
 
-REFERRAL_INTERCEPT = -0.9
+REFERRAL_INTERCEPT = -0.7
 REFERRAL_DISTANCE_PER_100MI = -0.55
 REFERRAL_AGE_PER_DECADE = -0.35
 REFERRAL_FRAILTY = -0.45
@@ -169,6 +169,3 @@ def car_t_procedure_codes(day: int) -> dict[str, str]:
         return {"collection": "38225", "prep_out": "38226", "prep_in": "38227", "infusion": "38228"}
     return {"collection": "0537T", "prep_out": "0538T", "prep_in": "0539T", "infusion": "0540T"}
 
-
-def truth_eligibility_frame(rows: list[tuple]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["person_id", "product", "disease", "first_eligible_date"])

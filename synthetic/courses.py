@@ -7,6 +7,14 @@ progression, push towards gentler regimens and lower CAR T referral. Observable 
 frail patients get more febrile-neutropenia admissions and ED visits, high-risk patients more
 PET-CTs. LBCL follows epidemiology.md §2: ~12 % primary refractory and ~24 % relapse after 1L
 (30-40 % relapsed/refractory), most relapses within two years.
+
+Truth eligibility is a state, not an event: once the disease has progressed after line N the
+patient stays relapsed/refractory after N lines (as the eligibility engine reads the labels), so
+a label that comes into force later, or an 18th birthday, makes an already relapsed patient
+eligible on that day. ``settle_eligibility`` evaluates the labels at every progression, every
+label in-force start and the 18th birthday while the patient is alive, in two views: every label
+criterion (``eligibility``) and criteria claims cannot observe taken as met (``claims_eligibility``:
+transplant ineligibility, which the engine reports as unknown and does not block on).
 """
 
 from __future__ import annotations
@@ -73,6 +81,7 @@ class Patient:
 class PatientTruth:
     lines: list[tuple] = field(default_factory=list)  # (line, start, end, drugs, regimen, sct, car_t)
     eligibility: dict[str, tuple[str, int]] = field(default_factory=dict)  # product -> (disease, first day)
+    claims_eligibility: dict[str, tuple[str, int]] = field(default_factory=dict)  # unobservable criteria met
     referral: int | None = None
     car_t: int | None = None
     car_t_product: str | None = None
@@ -201,8 +210,8 @@ class CourseSimulator:
             day += regimen.cycle_days + (delay if not regimen.oral or regimen.iv else 0)
         return min(last, limit), given, cycle >= n_cycles
 
-    def transplant(self, p: Patient, day: int, drugs: tuple[str, ...]) -> int:
-        """Stem-cell collection, high-dose chemotherapy and autologous SCT admission."""
+    def transplant(self, p: Patient, day: int, drugs: tuple[str, ...]) -> tuple[int, bool]:
+        """Stem-cell collection, high-dose chemotherapy and autologous SCT admission: (last day, transplanted)."""
         rng = self.rng
         collect = day
         self.sink.professional(p.person, collect - 2, [self.dx(p, collect)], [("J2562", 1, 9000.0)], "22")
@@ -210,11 +219,11 @@ class CourseSimulator:
         admit = collect + int(rng.integers(21, 50))
         los = int(rng.integers(14, 24))
         if admit + los > p.horizon:
-            return collect
+            return collect, False
         lines = [("0120", None, los, los * 3500.0)] + [("0250", self.codes.hcpcs_by_generic[g], 1, 3000.0) for g in drugs]
         self.sink.inpatient(p.person, admit, admit + los, [self.dx(p, admit), CHEMO_ENCOUNTER], ("016", "017")[int(rng.integers(0, 2))], lines, pcs="30233Y0")
         self.sink.professional(p.person, admit + 6, [self.dx(p, admit)], [("38241", 1, 4500.0)], "21")
-        return admit + los
+        return admit + los, True
 
     def die(self, p: Patient, truth: PatientTruth, day: int) -> None:
         if day > p.horizon:
@@ -289,8 +298,46 @@ class CourseSimulator:
             return pick(["DKd", "DPd", "KRd"] if "daratumumab" not in prior else ["KRd", "Isa-Pd", "Ixazomib-Rd"]), {}, False, None
         return pick([r for r in ("Isa-Pd", "SVd", "Teclistamab", "Talquetamab", "DPd") if avail(r)]), {}, False, None
 
+    # ---- truth eligibility -----------------------------------------------------------------
+    def history_at(self, p: Patient, truth: PatientTruth, day: int, transplant_ineligible: bool | None = None) -> cart.History:
+        """What the labels ask on ``day``: lines that progressed by then, their drug classes, age, frailty.
+
+        Prior lines are the lines whose progression happened on or before ``day`` (a line only
+        starts after the previous one progressed), so "relapsed/refractory after N lines" is
+        "N progressions". Drug classes come from those lines; lenalidomide-refractory means a
+        progressed line contained lenalidomide and lasted to within 60 days of its progression.
+        """
+        progressions = [d for d in truth.progressions if d <= day]
+        failed = truth.lines[: len(progressions)]
+        drugs = {g for line in failed for g in line[3]}
+        len_refractory = any("lenalidomide" in line[3] and line[2] >= prog - 60 for line, prog in zip(failed, progressions))
+        age = p.age(day)
+        if transplant_ineligible is None:
+            transplant_ineligible = age >= 70 or p.frailty > 1.0
+        return cart.History(p.disease, age, len(progressions), truth.early_failure, transplant_ineligible,
+                            frozenset(self.catalog.get(g, "") for g in drugs), len_refractory, truth.primary_refractory)
+
+    def settle_eligibility(self, p: Patient, truth: PatientTruth) -> None:
+        """First eligible day per product at progressions, label in-force starts and the 18th birthday."""
+        if not truth.progressions:
+            return
+        last = min(p.horizon, truth.death if truth.death is not None else p.horizon)
+        first = truth.progressions[0]
+        adult = int(np.ceil(p.birth + 18 * 365.25))
+        days = set(truth.progressions) | {r.valid_from for r in cart.load_labels() if r.disease == p.disease} | {adult}
+        for day in sorted(d for d in days if first <= d <= last):
+            for view, ineligible in ((truth.eligibility, None), (truth.claims_eligibility, True)):
+                for row in cart.eligible_labels(self.history_at(p, truth, day, ineligible), day):
+                    view.setdefault(row.product, (row.disease, day))
+
     # ---- the course ----------------------------------------------------------------------
     def simulate(self, p: Patient) -> PatientTruth:
+        """The whole course (claims into the sink) and its truth, eligibility settled."""
+        truth = self.course(p)
+        self.settle_eligibility(p, truth)
+        return truth
+
+    def course(self, p: Patient) -> PatientTruth:
         rng, truth = self.rng, PatientTruth()
         self.workup(p)
         day = p.dx_day
@@ -322,15 +369,18 @@ class CourseSimulator:
                 progression = None
             stop = progression if progression is not None else None
             last, given, _ = self.administer(p, regimen, day, stop, substitute)
-            line_end = last
+            line_end, transplanted = last, False
             if sct and (progression is None or progression > last + 60):
-                line_end = self.transplant(p, last + int(rng.integers(14, 30)), HDT_ASCT.get(p.disease, ("melphalan",)))
+                hdt = HDT_ASCT.get(p.disease, ("melphalan",))
+                line_end, transplanted = self.transplant(p, last + int(rng.integers(14, 30)), hdt)
+                if transplanted:  # high-dose drugs belong to the line
+                    given |= set(hdt)
             if maintenance and line_end < min(p.horizon, progression or 10**9):
                 m_last, m_given, _ = self.administer(p, REGIMENS[maintenance], line_end + int(rng.integers(30, 75)), progression)
                 given |= m_given
                 line_end = max(line_end, m_last)
             prior |= given
-            truth.lines.append((line, day, line_end, sorted(given), name, bool(sct and line_end > last), False))
+            truth.lines.append((line, day, line_end, sorted(given), name, transplanted, False))
             if line == 1:
                 end_of_1l = last
                 truth.primary_refractory = bool(refractory)
@@ -343,7 +393,7 @@ class CourseSimulator:
                 truth.early_failure = bool(refractory or progression - end_of_1l <= 365)
             self.pet(p, progression, "relapse")
             self.visit(p, progression + 3, "relapse", level="99215")
-            if self.car_t(p, truth, progression, line, prior):
+            if self.car_t(p, truth, progression, prior):
                 return truth
             k = min(len(truth.progressions), 3) - 1
             p_die = DEATH_AT_PROGRESSION[p.disease][k] + 0.12 * (p.age(progression) > 75) + 0.06 * max(p.frailty, 0)
@@ -353,16 +403,10 @@ class CourseSimulator:
             day = progression + int(rng.integers(10, 30))
         return truth
 
-    def car_t(self, p: Patient, truth: PatientTruth, progression: int, prior_lines: int, prior: set[str]) -> bool:
+    def car_t(self, p: Patient, truth: PatientTruth, progression: int, prior: set[str]) -> bool:
         """Eligibility, referral and the CAR T pathway; True when the course ends inside it."""
         rng = self.rng
-        classes = frozenset(self.catalog.get(g, "") for g in prior)
-        history = cart.History(p.disease, p.age(progression), prior_lines, truth.early_failure,
-                               p.age(progression) >= 70 or p.frailty > 1.0, classes,
-                               "lenalidomide" in prior and truth.lines[-1][2] >= progression - 60)
-        rows = cart.eligible_labels(history, progression)
-        for row in rows:
-            truth.eligibility.setdefault(row.product, (row.disease, progression))
+        rows = cart.eligible_labels(self.history_at(p, truth, progression), progression)
         if not rows or truth.referral is not None:
             return False
         if rng.random() >= cart.referral_probability(p.age(progression), p.frailty, p.miles, p.payer):
@@ -386,9 +430,7 @@ class CourseSimulator:
         self.sink.professional(p.person, apheresis, [self.dx(p, apheresis, "relapse")], [(codes["collection"], 1, 3000.0), (codes["prep_out"], 1, 800.0)], "22")
         if rng.random() < 0.5 and p.disease in ("LBCL", "FL", "MCL"):
             self.administer(p, REGIMENS["Pola-BR" if p.disease == "LBCL" else "BR"], apheresis + 7, apheresis + 20)
-        product = cart.choose_product(cart.eligible_labels(
-            cart.History(p.disease, p.age(infusion), prior_lines, truth.early_failure, p.age(infusion) >= 70 or p.frailty > 1.0,
-                         frozenset(self.catalog.get(g, "") for g in prior), True), infusion) or [r for r in cart.load_labels() if r.product in truth.eligibility], rng)
+        product = cart.choose_product(cart.eligible_labels(self.history_at(p, truth, infusion), infusion) or rows, rng)
         if infusion > p.horizon:
             return True
         for offset in (5, 4, 3):

@@ -136,7 +136,8 @@ def generate_to_directory(config: SynthConfig, out: Path) -> SynthSummary:
     summary.persons = len(persons)
     summary.cancer = persons["disease"].dropna().value_counts().to_dict()
     summary.car_t = int(persons["car_t_date"].notna().sum())
-    summary.eligible = int(pd.concat(truth_elig)["person_id"].nunique()) if truth_elig else 0
+    eligible = pd.concat(truth_elig) if truth_elig else pd.DataFrame(columns=["person_id", "first_eligible_date"])
+    summary.eligible = int(eligible.loc[eligible["first_eligible_date"].notna(), "person_id"].nunique())
     summary.deaths = int(persons["death_date"].notna().sum())
     summary.invalid_rows = sum(1 for r in noise_rows if r[5])
     summary.seconds = time.perf_counter() - started
@@ -175,9 +176,11 @@ def _generate_chunk(config: SynthConfig, chunk: int, first: int, n: int, stream:
             members.death[m] = min(members.death[m], t.death)
         truth_rows[m] = (name, subtype, int(dx_day[k]), float(risk[k]), patient.age(int(dx_day[k])), t)
         for ln in t.lines:
-            line_rows.append((pid[m], ln[0], ln[1], ln[2], ln[3], ln[4], ln[5], ln[6]))
-        for product, (dis, day) in sorted(t.eligibility.items()):
-            elig_rows.append((pid[m], product, dis, day))
+            line_rows.append((int(m), pid[m], ln[0], ln[1], ln[2], ln[3], ln[4], ln[5], ln[6]))
+        for product in sorted(set(t.eligibility) | set(t.claims_eligibility)):
+            dis, day = t.eligibility.get(product, (None, None))
+            claims_dis, claims_day = t.claims_eligibility[product]
+            elig_rows.append((int(m), pid[m], product, claims_dis, day, claims_day))
     members.truncate_at_death()
 
     names, conditions = draw_conditions(members, codebook, rng_background)
@@ -218,10 +221,46 @@ def _generate_chunk(config: SynthConfig, chunk: int, first: int, n: int, stream:
     return {
         "tables": {"eligibility": _eligibility(members, person_ids, first, w1), "medical_claim": medical_table, "pharmacy_claim": pharmacy_table},
         "persons": _truth_persons(members, person_ids, disease, weight, truth_rows, config.cancer_enrichment),
-        "lines": pd.DataFrame(line_rows, columns=["person_id", "line_number", "start_date", "end_date", "drugs", "regimen", "includes_sct", "is_car_t"]),
-        "eligibility": pd.DataFrame(elig_rows, columns=["person_id", "product", "disease", "first_eligible_date"]),
+        "lines": _truth_lines(members, line_rows),
+        "eligibility": _truth_eligibility(members, elig_rows),
         "noise": noise_records,
     }
+
+
+def enrolled_on(members: Members, person: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """True where ``day`` falls inside one of the person's enrollment spans (claims can exist then).
+
+    The truth follows a patient after they leave the plan or between spans; evaluation restricts
+    to what claims can observe with this flag. Call after ``truncate_at_death``.
+    """
+    person, day = np.asarray(person, dtype=np.int64), np.asarray(day, dtype=np.int64)
+    in1 = (day >= members.s1[person]) & (day <= members.e1[person])
+    in2 = (members.s2[person] >= 0) & (day >= members.s2[person]) & (day <= members.e2[person])
+    return in1 | in2
+
+
+def _truth_lines(members: Members, rows: list[tuple]) -> pd.DataFrame:
+    columns = ["person_id", "line_number", "start_date", "end_date", "drugs", "regimen", "includes_sct", "is_car_t"]
+    frame = pd.DataFrame([r[1:] for r in rows], columns=columns)
+    person = np.array([r[0] for r in rows], dtype=np.int64)
+    start, end = frame["start_date"].to_numpy(dtype=np.int64), frame["end_date"].to_numpy(dtype=np.int64)
+    frame["enrolled"] = enrolled_on(members, person, start) if rows else pd.Series(dtype=bool)
+    # Some of the line's claims can exist when its span overlaps an enrollment span.
+    in1 = (start <= members.e1[person]) & (end >= members.s1[person])
+    in2 = (members.s2[person] >= 0) & (start <= members.e2[person]) & (end >= members.s2[person])
+    frame["observed"] = (in1 | in2) if rows else pd.Series(dtype=bool)
+    return frame
+
+
+def _truth_eligibility(members: Members, rows: list[tuple]) -> pd.DataFrame:
+    """One row per person x product eligible in either view; NaT date where a view never is."""
+    frame = pd.DataFrame([r[1:] for r in rows], columns=["person_id", "product", "disease", "first_eligible_date", "claims_first_eligible_date"])
+    person = np.array([r[0] for r in rows], dtype=np.int64)
+    for date_col, flag in (("first_eligible_date", "enrolled"), ("claims_first_eligible_date", "claims_enrolled")):
+        days = frame[date_col].to_numpy(dtype=float) if rows else np.zeros(0)
+        known = ~np.isnan(days)
+        frame[flag] = known & enrolled_on(members, person, np.where(known, days, -1).astype(np.int64)) if rows else pd.Series(dtype=bool)
+    return frame
 
 
 def _in_enrollment(members: Members, start: np.ndarray, end: np.ndarray, person: np.ndarray, last_day: int) -> np.ndarray:
@@ -327,10 +366,8 @@ def _write_truth(out: Path, persons: pd.DataFrame, lines: pd.DataFrame, eligibil
         lines[col] = pd.to_datetime(lines[col].astype("int64"), unit="D").astype("datetime64[s]") if len(lines) else pd.Series(dtype="datetime64[s]")
     lines["drugs"] = lines["drugs"].map(list)
     lines.to_parquet(truth / "lines.parquet", index=False)
-    if len(eligibility):
-        eligibility["first_eligible_date"] = pd.to_datetime(eligibility["first_eligible_date"].astype("int64"), unit="D").astype("datetime64[s]")
-    else:
-        eligibility["first_eligible_date"] = pd.Series(dtype="datetime64[s]")
+    for col in ("first_eligible_date", "claims_first_eligible_date"):
+        eligibility[col] = pd.to_datetime(eligibility[col].astype("float64"), unit="D").astype("datetime64[s]")
     eligibility.to_parquet(truth / "eligibility.parquet", index=False)
     noise = pd.DataFrame(noise_rows, columns=list(noise_mod.NOISE_COLUMNS))
     noise["claim_line_number"] = noise["claim_line_number"].astype("Int64")

@@ -45,6 +45,7 @@ class EvaluationReport:
     lead_times: pd.Series
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     truth: dict[str, float] = field(default_factory=dict)
+    label_schedule: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def assign_age_band(age_years: pd.Series) -> pd.Series:
@@ -165,10 +166,41 @@ def compute_subgroup_table(
     return pd.DataFrame(rows)
 
 
+def compare_label_definitions(
+    examples: pd.DataFrame, scores: dict[str, np.ndarray], top_k_fraction: float
+) -> dict[str, dict[str, float]]:
+    """The same test rows judged by the other outcome definition: eligibility by the label
+    versions in force on each later date (``label_outcome_rules``), which adds members made
+    eligible only by a new label version (``label_change_only``). Per scorer: AUROC and AUPRC
+    against that label, and the share of label-change-only positives in the top-k list."""
+    y = examples["label_outcome_rules"].to_numpy(dtype=float)
+    change = examples["label_change_only"].to_numpy(dtype=bool)
+    dates = examples["as_of"].to_numpy()
+    out: dict[str, dict[str, float]] = {
+        "counts": {
+            "positives_index_rules": float(examples["label_index_rules"].sum()),
+            "positives_outcome_rules": float(y.sum()),
+            "label_change_only": float(change.sum()),
+        }
+    }
+    for name, score in scores.items():
+        flagged = flag_top_fraction(np.asarray(score, dtype=float), top_k_fraction, dates)
+        out[name] = {
+            "auroc_outcome_rules": compute_auroc(y, score),
+            "auprc_outcome_rules": compute_auprc(y, score),
+            "recall_at_top_k_outcome_rules": float((flagged & (y == 1)).sum() / y.sum()) if y.sum() else float("nan"),
+            "recall_at_top_k_label_change_only": float((flagged & change).sum() / change.sum()) if change.sum() else float("nan"),
+        }
+    return out
+
+
 def compare_with_truth(examples: pd.DataFrame, probability: np.ndarray) -> dict[str, float]:
     """How the claims-derived labels differ from the generator's truth, and the model's
-    discrimination against the truth labels. Needs a ``truth_label`` column."""
-    claims = examples["label"].to_numpy(dtype=int)
+    discrimination against the truth labels. Needs a ``truth_label`` column. The generator's truth
+    judges each date by the labels in force on it, so the claims label compared is the same
+    definition (``label_outcome_rules`` when present)."""
+    column = "label_outcome_rules" if "label_outcome_rules" in examples.columns else "label"
+    claims = examples[column].to_numpy(dtype=int)
     truth = examples["truth_label"].to_numpy(dtype=int)
     p = np.asarray(probability, dtype=float)
     both = int(((claims == 1) & (truth == 1)).sum())
@@ -203,6 +235,8 @@ def evaluate_test_set(
     )
     for name, score in (baselines or {}).items():
         report.baselines[name] = compute_rank_metrics(examples, score, top_k_fraction)
+    if {"label_outcome_rules", "label_index_rules", "label_change_only"} <= set(examples.columns):
+        report.label_schedule = compare_label_definitions(examples, {"lightgbm": p, **(baselines or {})}, top_k_fraction)
     if "truth_label" in examples.columns and examples["truth_label"].notna().all():
         report.truth = compare_with_truth(examples, p)
     return report

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ import pandas as pd
 from features.catalog import FEATURE_NAMES, FEATURE_SET_VERSION
 from features.codelists import CodeLists
 from features.events import day_numbers
-from features.eligibility import load_rules
+from features.eligibility import EligibilityRules, assess_eligibility, load_rules
 from features.pipeline import build_features, key_landmarks
 from models.artifact import describe_rules_version
 from training.evaluation import assign_age_band, assign_distance_band
@@ -168,6 +169,64 @@ def _chunks(person_ids: np.ndarray, weights: np.ndarray, target: int):
         yield person_ids[start:]
 
 
+_EARLIEST = date(1900, 1, 1)
+
+
+@dataclass(frozen=True)
+class LabelRegimes:
+    """The label versions in force on each date, numbered, and each set frozen in time.
+
+    A *regime* is the set of label versions in force on a date; it changes only when a label is
+    approved or superseded. ``code_of(dates)`` numbers the regime of each date; ``frozen[code]``
+    is that set with its in-force windows removed, so the eligibility engine judges any later date
+    by the rules known on the earlier one ("would this member meet the labels we know today?").
+    """
+
+    codes: dict[tuple[str, ...], int]
+    frozen: tuple[EligibilityRules, ...]
+    rules: EligibilityRules
+
+    @classmethod
+    def from_rules(cls, rules: EligibilityRules, dates: pd.DatetimeIndex) -> "LabelRegimes":
+        codes: dict[tuple[str, ...], int] = {}
+        frozen: list[EligibilityRules] = []
+        for day in pd.DatetimeIndex(dates).unique().sort_values():
+            ids = _in_force_ids(rules, day.date())
+            if ids in codes:
+                continue
+            codes[ids] = len(frozen)
+            kept = tuple(r.model_copy(update={"in_force_from": _EARLIEST, "in_force_to": None}) for r in rules.rules if r.id in ids)
+            frozen.append(rules.model_copy(update={"rules": kept, "version": f"{rules.version}@{day:%Y-%m-%d}"}) if kept else None)
+        return cls(codes, tuple(frozen), rules)
+
+    def code_of(self, dates) -> np.ndarray:
+        """Regime code per date (dates must lie in the range the regimes were built from)."""
+        index = pd.DatetimeIndex(dates)
+        unique = index.unique()
+        lookup = {day: self.codes[_in_force_ids(self.rules, day.date())] for day in unique}
+        return np.array([lookup[day] for day in index], dtype=np.int64)
+
+
+def _in_force_ids(rules: EligibilityRules, day: date) -> tuple[str, ...]:
+    return tuple(r.id for r in rules.rules if r.in_force_from <= day and (r.in_force_to is None or day < r.in_force_to))
+
+
+def plan_frozen_evaluations(landmarks: pd.DatetimeIndex, grid: pd.DatetimeIndex, regimes: LabelRegimes, horizon_days: int) -> pd.DataFrame:
+    """(as_of, regime) pairs at which eligibility must also be judged by an older regime: grid
+    dates inside some landmark's window whose own regime differs from that landmark's."""
+    if len(landmarks) == 0 or len(grid) == 0:
+        return pd.DataFrame({"as_of": pd.Series(dtype="datetime64[s]"), "regime": pd.Series(dtype="int64")})
+    landmark_code = regimes.code_of(landmarks)
+    grid_code = regimes.code_of(grid)
+    lm = landmarks.values.astype("datetime64[D]")
+    gd = grid.values.astype("datetime64[D]")
+    inside = (gd[None, :] > lm[:, None]) & (gd[None, :] <= lm[:, None] + np.timedelta64(horizon_days, "D"))
+    differs = landmark_code[:, None] != grid_code[None, :]
+    rows, cols = np.nonzero(inside & differs)
+    plan = pd.DataFrame({"as_of": grid.values[cols], "regime": landmark_code[rows]}).drop_duplicates()
+    return plan.astype({"as_of": "datetime64[s]"}).reset_index(drop=True)
+
+
 def build_examples(
     events: pd.DataFrame,
     persons: pd.DataFrame,
@@ -193,6 +252,10 @@ def build_examples(
     landmarks = lay_out_landmarks(data_start, data_end, outcome, population)
     grid = lay_out_grid(landmarks, outcome, data_end)
 
+    rules = rules if rules is not None else load_rules()
+    pipeline_kwargs["rules"] = rules
+    regimes = LabelRegimes.from_rules(rules, grid)
+    frozen_plan = plan_frozen_evaluations(landmarks, grid, regimes, outcome.horizon_days)
     final = build_features(events, persons, pd.Series(data_end, index=pd.Index(persons["person_id"], name="person_id")), codes, **pipeline_kwargs)
     cohort = final.cohort[final.cohort["in_cohort"].fillna(False).astype(bool)][["person_id", "first_dx_date"]]
     death = persons.set_index("person_id")["death_date"]
@@ -211,7 +274,7 @@ def build_examples(
     order = per_person_pairs.index.to_numpy()
     weights = (per_person_events.reindex(order).fillna(0).to_numpy() + 1) * per_person_pairs.to_numpy()
 
-    grid_status, landmark_features = [], []
+    grid_status, frozen_status, landmark_features = [], [], []
     chunks = list(_chunks(order, weights, target_rows))
     for done, ids in enumerate(chunks):
         chunk_pairs = pairs[pairs["person_id"].isin(ids)]
@@ -232,6 +295,7 @@ def build_examples(
             index=keyed.index,
         )
         grid_status.append(status)
+        frozen_status.append(_judge_by_older_labels(inputs, result, frozen_plan, regimes))
         feats = result.features.set_index("person_id").reindex(keyed.index)
         landmark_rows = keyed["as_of"].isin(landmarks).to_numpy()
         landmark_features.append(feats[landmark_rows])
@@ -240,15 +304,48 @@ def build_examples(
 
     status = pd.concat(grid_status) if grid_status else pd.DataFrame(columns=["person_id", "as_of", "in_cohort", "eligible"])
     features = pd.concat(landmark_features) if landmark_features else pd.DataFrame(columns=list(FEATURE_NAMES))
+    frozen = pd.concat(frozen_status, ignore_index=True) if frozen_status else _empty_frozen()
     example_set = _label_examples(
-        status, features, events, persons, codes, outcome, population, landmarks, data_end, truth
+        status, frozen, features, events, persons, codes, outcome, population, landmarks, regimes, data_end, truth
     )
-    example_set.rules_version = describe_rules_version(rules if rules is not None else load_rules())
+    example_set.rules_version = describe_rules_version(rules)
     example_set.codelists_version = final.codelists_version
     example_set.cohort_persons = int(len(cohort))
     example_set.extra["grid_evaluations"] = int(len(status))
     example_set.extra["landmark_candidates"] = int(is_landmark.sum())
+    example_set.extra["older_label_evaluations"] = int(len(frozen))
     return example_set
+
+
+def _regime_key(person_id: pd.Series, regime) -> pd.Series:
+    """One merge key per (person, label regime)."""
+    return person_id.astype("string").reset_index(drop=True) + "|" + pd.Series(np.asarray(regime), dtype="int64").astype("string")
+
+
+def _empty_frozen() -> pd.DataFrame:
+    return pd.DataFrame({"person_id": pd.Series(dtype="string"), "as_of": pd.Series(dtype="datetime64[s]"), "regime": pd.Series(dtype="int64"), "eligible": pd.Series(dtype=bool)})
+
+
+def _judge_by_older_labels(inputs, result, frozen_plan: pd.DataFrame, regimes: LabelRegimes) -> pd.DataFrame:
+    """Eligibility of this chunk's grid rows under the older label regimes ``frozen_plan`` asks
+    for, reusing the pipeline's cohort and treatment summary (only the rules differ)."""
+    out = []
+    keyed = inputs.examples
+    in_cohort = result.cohort.set_index("person_id")["in_cohort"].reindex(keyed["example_id"]).fillna(False).to_numpy(dtype=bool)
+    for code, dates in frozen_plan.groupby("regime")["as_of"]:
+        rules = regimes.frozen[int(code)]
+        rows = keyed[keyed["as_of"].isin(dates).to_numpy() & in_cohort]
+        if rules is None or rows.empty:
+            continue
+        as_of = pd.Series(rows["as_of"].to_numpy(), index=pd.Index(rows["example_id"], name="person_id"))
+        judged = assess_eligibility(inputs.persons, result.cohort, result.treatment, as_of, rules)
+        eligible = judged.groupby("person_id")["eligible"].any().reindex(as_of.index).fillna(False)
+        out.append(
+            pd.DataFrame(
+                {"person_id": rows["person_id"].to_numpy(), "as_of": rows["as_of"].to_numpy(), "regime": int(code), "eligible": eligible.to_numpy(dtype=bool)}
+            )
+        )
+    return pd.concat(out, ignore_index=True) if out else _empty_frozen()
 
 
 def _first_after(events_by_person: pd.DataFrame, keys: pd.DataFrame, limit_days: int | None) -> pd.Series:
@@ -267,6 +364,7 @@ def _first_after(events_by_person: pd.DataFrame, keys: pd.DataFrame, limit_days:
 
 def _label_examples(
     status: pd.DataFrame,
+    frozen: pd.DataFrame,
     features: pd.DataFrame,
     events: pd.DataFrame,
     persons: pd.DataFrame,
@@ -274,6 +372,7 @@ def _label_examples(
     outcome: OutcomeSettings,
     population: PopulationSettings,
     landmarks: pd.DatetimeIndex,
+    regimes: LabelRegimes,
     data_end: pd.Timestamp,
     truth: pd.DataFrame | None,
 ) -> ExampleSet:
@@ -285,9 +384,21 @@ def _label_examples(
     # Eligibility dates only count while the member is alive and covered.
     grid = status.reset_index(drop=True)
     grid_spans = locate_spans(grid, spans)
-    eligible_dates = grid.loc[grid["eligible"].to_numpy() & grid_spans["span_start"].notna().to_numpy(), ["person_id", "as_of"]]
+    covered = grid_spans["span_start"].notna().to_numpy()
+    eligible_dates = grid.loc[grid["eligible"].to_numpy() & covered, ["person_id", "as_of"]]
     eligible_dates = eligible_dates.rename(columns={"as_of": "date"})
     signals = pd.concat([eligible_dates, pathway], ignore_index=True)
+    # The same signals judged by the labels in force at each index date: a grid date counts for a
+    # landmark of regime r when the engine found the member eligible under r (the date's own regime
+    # when it equals r, else the frozen re-evaluation); pathway claims count under every regime.
+    own = eligible_dates.assign(regime=regimes.code_of(eligible_dates["date"]) if len(eligible_dates) else np.zeros(0, dtype=np.int64))
+    frozen_rows = frozen.reset_index(drop=True)
+    frozen_covered = locate_spans(frozen_rows, spans)["span_start"].notna().to_numpy() if len(frozen_rows) else np.zeros(0, dtype=bool)
+    older = frozen_rows.loc[frozen_rows["eligible"].to_numpy(dtype=bool) & frozen_covered, ["person_id", "as_of", "regime"]].rename(columns={"as_of": "date"})
+    all_codes = np.arange(len(regimes.frozen))
+    every_regime = pathway.merge(pd.DataFrame({"regime": all_codes}), how="cross")
+    index_signals = pd.concat([own, older, every_regime], ignore_index=True)
+    index_signals = index_signals.assign(person_id=_regime_key(index_signals["person_id"], index_signals["regime"]))[["person_id", "date"]]
 
     candidates = status[status["as_of"].isin(landmarks)]
     keys = candidates[["person_id", "as_of"]].reset_index(drop=True)
@@ -313,7 +424,10 @@ def _label_examples(
         attrition.append((name, int(keep.sum())))
 
     keys, feats, located, death = keys[keep].reset_index(drop=True), feats[keep].reset_index(drop=True), located[keep].reset_index(drop=True), death[keep].reset_index(drop=True)
-    outcome_date = _first_after(signals, keys, horizon)
+    outcome_at_outcome_rules = _first_after(signals, keys, horizon)
+    regime_keys = keys.assign(person_id=_regime_key(keys["person_id"], regimes.code_of(keys["as_of"]) if len(keys) else np.zeros(0, dtype=np.int64)))
+    outcome_at_index_rules = _first_after(index_signals, regime_keys, horizon)
+    outcome_date = outcome_at_index_rules if outcome.label_rules == "in_force_at_index" else outcome_at_outcome_rules
     candidate_date = _first_after(signals, keys, None)
     window_end = keys["as_of"] + pd.Timedelta(days=horizon)
     died = (death > keys["as_of"]) & (death <= window_end) & ~(outcome_date <= death).fillna(False)
@@ -330,6 +444,9 @@ def _label_examples(
         label=outcome_date.notna().astype("int8").to_numpy(),
         outcome_date=outcome_date.to_numpy(),
         candidate_date=candidate_date.to_numpy(),
+        label_index_rules=outcome_at_index_rules.notna().astype("int8").to_numpy(),
+        label_outcome_rules=outcome_at_outcome_rules.notna().astype("int8").to_numpy(),
+        label_change_only=(outcome_at_outcome_rules.notna() & outcome_at_index_rules.isna()).to_numpy(),
         died_in_window=died.fillna(False).to_numpy(dtype=bool),
         sex=keys["person_id"].map(person_frame["sex"]).astype("string").fillna("unknown").to_numpy(),
         race=keys["person_id"].map(person_frame["race"]).astype("string").fillna("unknown").to_numpy(),

@@ -50,7 +50,7 @@ class FittedModel:
     best_iteration: int
 
 
-def _lgb_params(settings: ModelSettings, y_train: np.ndarray) -> dict:
+def _lgb_params(settings: ModelSettings, y_train: np.ndarray, feature_names: list[str] | None = None) -> dict:
     positives = float(y_train.sum())
     negatives = float(y_train.size - positives)
     weight = {"none": 1.0, "balanced": negatives / positives, "sqrt_balanced": np.sqrt(negatives / positives)}[settings.imbalance]
@@ -69,12 +69,41 @@ def _lgb_params(settings: ModelSettings, y_train: np.ndarray) -> dict:
         "bagging_freq": settings.bagging_freq,
         "lambda_l2": settings.lambda_l2,
         "scale_pos_weight": float(weight),
+        **_monotone(settings, feature_names),
         "num_threads": settings.num_threads,
         "seed": settings.seed,
         "deterministic": True,
         "force_col_wise": True,
         "verbosity": -1,
     }
+
+
+def _monotone(settings: ModelSettings, feature_names: list[str] | None) -> dict:
+    """LightGBM monotone constraints for the features whose direction is clinically certain (those
+    in the matrix: a feature excluded on purpose is simply not constrained)."""
+    wanted = set(settings.monotone_increasing) & set(feature_names or ())
+    if not wanted:
+        return {}
+    # "advanced" keeps constrained trees nearly as expressive as unconstrained ones.
+    return {"monotone_constraints": [1 if name in wanted else 0 for name in feature_names], "monotone_constraints_method": "advanced"}
+
+
+def _stop_early_after(min_rounds: int, patience: int):
+    """Early stopping on the first validation metric (higher is better) that only considers
+    rounds from ``min_rounds`` on: a noisy early peak cannot end training after a few trees."""
+    best = {"score": -np.inf, "iteration": min_rounds - 1, "results": None}
+
+    def callback(env) -> None:
+        _, _, score, higher_better = env.evaluation_result_list[0]
+        score = score if higher_better else -score
+        if env.iteration + 1 >= min_rounds and score > best["score"]:
+            best.update(score=score, iteration=env.iteration, results=env.evaluation_result_list)
+        stalled = env.iteration + 1 >= min_rounds and env.iteration - best["iteration"] >= patience
+        if stalled or env.iteration == env.end_iteration - 1:
+            raise lgb.callback.EarlyStopException(best["iteration"], best["results"] or env.evaluation_result_list)
+
+    callback.order = 30
+    return callback
 
 
 def _check_labels(y: np.ndarray, split: str) -> None:
@@ -94,7 +123,7 @@ def train_booster(
     """LightGBM with early stopping on the validation split; returns the booster and its params."""
     _check_labels(train_y, "train")
     _check_labels(valid_y, "validation")
-    params = _lgb_params(settings, np.asarray(train_y))
+    params = _lgb_params(settings, np.asarray(train_y), list(train_x.columns))
     categorical = [c for c in categorical if c in train_x.columns]
     train_set = lgb.Dataset(train_x, label=train_y, categorical_feature=categorical, free_raw_data=True)
     valid_set = lgb.Dataset(valid_x, label=valid_y, categorical_feature=categorical, reference=train_set)
@@ -104,7 +133,7 @@ def train_booster(
         num_boost_round=settings.num_boost_round,
         valid_sets=[valid_set],
         valid_names=["validation"],
-        callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
+        callbacks=[_stop_early_after(min(settings.min_boost_rounds, settings.num_boost_round), settings.early_stopping_rounds)],
     )
     if booster.best_iteration > 0:
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))

@@ -156,6 +156,8 @@ def log_training_run(result, store: TrackingStore) -> RegisteredRun:
         for name, metrics in result.report.baselines.items():
             mlflow.log_metrics(_finite({f"baseline_{name}_{k}": v for k, v in metrics.items()}))
         mlflow.log_metrics(_finite({f"truth_{k}": v for k, v in result.report.truth.items()}))
+        for name, metrics in result.report.label_schedule.items():
+            mlflow.log_metrics(_finite({f"label_schedule_{name}_{k}": v for k, v in metrics.items()}))
         mlflow.log_metrics(_finite({f"validation_{k}": v for k, v in result.validation_metrics.items()}))
         mlflow.log_metrics(_finite({f"examples_{k}": float(v) for k, v in result.split_counts.items()}))
 

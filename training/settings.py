@@ -30,14 +30,20 @@ class OutcomeSettings(_Settings):
     """Becoming a CAR T candidate within ``horizon_days`` after the index date.
 
     The outcome date is the first day the eligibility engine reports label eligibility for any
-    product (checked on a grid every ``eligibility_grid_days`` inside the window) or the first
-    CAR T-pathway claim (collection, preparation, product or infusion), whichever is earlier.
+    product (checked on a grid every ``eligibility_grid_days`` inside the window, by the label
+    versions ``label_rules`` names) or the first CAR T-pathway claim (collection, preparation,
+    product or infusion), whichever is earlier.
     Death in the window without the outcome is a negative (a competing event: the member did not
     become a candidate, and dropping them would remove the hardest negatives); leaving the plan
     in the window without the outcome is censoring and the example is dropped and counted.
     """
 
     horizon_days: int = Field(180, ge=30, le=730)
+    # Which label versions judge eligibility inside the window: those in force on the index date
+    # (what is knowable when the prediction is made; default) or those in force on each later date
+    # (the literal reading, which also counts members made eligible only by a new label version).
+    # Both labels are kept on every example; label-change-only positives are reported separately.
+    label_rules: Literal["in_force_at_index", "in_force_at_outcome"] = "in_force_at_index"
     eligibility_grid_days: int = Field(30, ge=1, le=180)
     count_car_t_claims: bool = True
     death_without_outcome: Literal["negative", "exclude"] = "negative"
@@ -50,7 +56,9 @@ class PopulationSettings(_Settings):
     ``landmark_interval_days`` from ``first_landmark`` (default: the first day with
     ``min_history_days`` of data) up to the last date that still leaves a full horizon."""
 
-    landmark_interval_days: int = Field(90, ge=7, le=365)
+    # Every 30 days (the eligibility grid step): the pipeline already evaluates every member on that
+    # grid for the labels, so three times the examples of a 90-day spacing cost only their rows.
+    landmark_interval_days: int = Field(30, ge=7, le=365)
     min_history_days: int = Field(180, ge=0, le=3650)
     enrollment_gap_days: int = Field(31, ge=0, le=365)
     first_landmark: str | None = Field(None, description="YYYY-MM-DD; default derived from the data")
@@ -87,6 +95,18 @@ class ModelSettings(_Settings):
     lambda_l2: float = Field(5.0, ge=0)
     num_boost_round: int = Field(800, ge=1)
     early_stopping_rounds: int = Field(100, ge=1)
+    # Validation AUPRC over ~100 positives is noisy; a few lucky early trees must not end training.
+    min_boost_rounds: int = Field(100, ge=1, description="early stopping never picks fewer rounds than this (capped at num_boost_round)")
+    # Features whose clinical direction is certain: more of them never lowers the score (STYLE.md:
+    # "another line of therapy never lowers it"). Enforced with LightGBM monotone constraints.
+    monotone_increasing: tuple[str, ...] = (
+        "lot_count",
+        "lot_early_relapse_flag",
+        "lot_primary_refractory_flag",
+        "lot_progressed_after_last_flag",
+        "lot_triple_class_exposed_flag",
+        "lot_lenalidomide_refractory_flag",
+    )
     imbalance: Literal["none", "balanced", "sqrt_balanced"] = "sqrt_balanced"
     calibration: Literal["platt", "isotonic"] = "platt"
     num_threads: int = Field(2, ge=1)

@@ -22,7 +22,7 @@ import pandas as pd
 from features.catalog import CATALOG, FEATURE_NAMES, categorical_feature_names
 from models.artifact import MODEL_NAME, ModelSpec, write_model_directory
 from models.calibration import Calibrator
-from training.evaluation import SUBGROUP_ATTRIBUTES, EvaluationReport, compute_headline_metrics, evaluate_test_set
+from training.evaluation import SUBGROUP_ATTRIBUTES, EvaluationReport, compute_headline_metrics, compute_rank_metrics, evaluate_test_set
 from training.examples import ExampleSet
 from training.fitting import (
     fit_candidate_model,
@@ -87,7 +87,11 @@ class TrainingResult:
 
         evaluation = root / "evaluation"
         (evaluation / "metrics.json").write_text(
-            json.dumps({"test": self.report.metrics, "baselines": self.report.baselines, "truth": self.report.truth, "validation": self.validation_metrics}, indent=2, default=float)
+            json.dumps(
+                {"test": self.report.metrics, "baselines": self.report.baselines, "truth": self.report.truth, "label_schedule": self.report.label_schedule, "validation": self.validation_metrics},
+                indent=2,
+                default=float,
+            )
         )
         self.report.subgroups.to_csv(evaluation / "subgroups.csv", index=False)
         (evaluation / "subgroups.md").write_text(markdown_table(self.report.subgroups))
@@ -142,6 +146,7 @@ class TrainingResult:
         else:
             truth_section = "No ground truth was available for this training data."
             truth_limitation = ""
+        label_rules_sentence, label_schedule_section = self._label_schedule_text()
         features = pd.DataFrame(
             [{"feature": n, "label": CATALOG[n].label, "group": CATALOG[n].group} for n in self.spec.feature_names if n in CATALOG]
         )
@@ -177,10 +182,44 @@ class TrainingResult:
             "truth_section": truth_section,
             "subgroup_table": markdown_table(subgroups),
             "truth_limitation": truth_limitation,
+            "label_rules_sentence": label_rules_sentence,
+            "label_schedule_section": label_schedule_section,
             "data_kind": self.data_kind,
             "git_commit": self.spec.git_commit or "unknown",
         }
         return render_model_card(values)
+
+
+    def _label_schedule_text(self) -> tuple[str, str]:
+        """The outcome definition in one sentence, and the test rows judged by the other one."""
+        if self.config.outcome.label_rules == "in_force_at_index":
+            sentence = (
+                "Eligibility in the window is judged by the label versions in force on the index date (what is known when "
+                "the prediction is made); members made eligible only by a label version approved later are not positives."
+            )
+        else:
+            sentence = "Eligibility in the window is judged by the label versions in force on each later date, new approvals included."
+        schedule = self.report.label_schedule
+        if not schedule:
+            return sentence, ""
+        counts = schedule["counts"]
+        rows = [
+            f"| {name.replace('_', ' ')} | {v['auroc_outcome_rules']:.3f} | {v['auprc_outcome_rules']:.3f} | {v['recall_at_top_k_label_change_only']:.3f} |"
+            for name, v in schedule.items()
+            if name != "counts"
+        ]
+        section = "\n".join(
+            [
+                "Label schedule: the same test rows judged by the label versions in force on each later date "
+                f"({counts['positives_outcome_rules']:.0f} positives, of which {counts['label_change_only']:.0f} became eligible only "
+                f"because a new label version took effect; {counts['positives_index_rules']:.0f} positives by the labels in force at the index date).",
+                "",
+                "| model | AUROC (later labels) | AUPRC (later labels) | recall at top-k of label-change-only positives |",
+                "|---|---|---|---|",
+                *rows,
+            ]
+        )
+        return sentence, section
 
 
 def fingerprint_examples(examples: pd.DataFrame, features: pd.DataFrame) -> str:
@@ -241,6 +280,9 @@ def train_candidate(
     unknown = sorted(set(config.features.exclude_features) - set(FEATURE_NAMES))
     if unknown:
         raise ValueError(f"exclude_features names unknown feature(s): {', '.join(unknown)}")
+    unknown = sorted(set(config.model.monotone_increasing) - set(FEATURE_NAMES))
+    if unknown:
+        raise ValueError(f"monotone_increasing names unknown feature(s): {', '.join(unknown)}")
     matrix = matrix[names]
     categorical = tuple(c for c in categorical_feature_names() if c in names)
     plan = plan_split(examples, config.split, config.outcome.horizon_days)
@@ -266,6 +308,13 @@ def train_candidate(
     validation_metrics = compute_headline_metrics(
         valid_ex, valid_probability, config.evaluation.model_copy(update={"bootstrap_replicates": 0}), model_settings.top_k_fraction
     )
+    # Baselines on validation too: model choices are compared there, never on the test split.
+    valid_baselines = {
+        "rules_only": score_rules_baseline(valid_x, config.features.rules_baseline or None),
+        "logistic_regression": logistic.predict_proba(valid_x)[:, 1],
+    }
+    for name, score in valid_baselines.items():
+        validation_metrics.update({f"{name}_{k}": v for k, v in compute_rank_metrics(valid_ex, score, model_settings.top_k_fraction).items()})
 
     spec = ModelSpec(
         model_name=MODEL_NAME,

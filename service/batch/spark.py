@@ -46,7 +46,10 @@ _EXECUTOR_MODELS: dict[str, object] = {}
 def start_session(master: str | None = None):
     """The active Spark session (``spark-submit`` provides one on a cluster), or a new one."""
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-    from pyspark.sql import SparkSession
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise RuntimeError("--engine spark needs PySpark 4.x: pip install 'cartscout[spark]'") from None
 
     builder = SparkSession.builder.appName("cartscout-score")
     if master:
@@ -66,11 +69,11 @@ def score_on_spark(options, model, timings: dict[str, float]):
     """Score ``options.data_dir`` on Spark; returns an ``EngineResult`` (no checkpoint run directory)."""
     from contract.loading import load_codes
     from contract.scan import target_codes
-    from pyspark.sql import functions as F
 
     from service.batch.runner import EngineResult, candidate_ids, complete_part, not_in_cohort_part, plan_chunks
 
     spark = start_session(options.spark_master)
+    from pyspark.sql import functions as F
     data_dir = Path(options.data_dir)
     tick = time.perf_counter()
     frames = {table: read_table(spark, data_dir, table) for table in TABLES}

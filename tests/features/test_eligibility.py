@@ -29,6 +29,7 @@ TREATMENT_DEFAULTS = {
     "exposed_anti_cd38": False,
     "exposed_bispecific": False,
     "exposed_alkylator": False,
+    **{f"failed_{c}": False for c in ("anti_cd20", "anthracycline", "btki", "bcl2i", "imid", "pi", "anti_cd38", "bispecific", "alkylator")},
     "triple_class_exposed": False,
     "lenalidomide_refractory": pd.NA,
     "prior_asct": False,
@@ -65,7 +66,10 @@ def assess(rules, members: list[dict]) -> pd.DataFrame:
     rows = []
     for m in members:
         row = dict(TREATMENT_DEFAULTS, person_id=m["id"])
-        row.update(m.get("treatment", {}))
+        given = m.get("treatment", {})
+        # a class given in these compact histories was received in a failed line unless stated otherwise
+        row.update({k.replace("exposed_", "failed_", 1): v for k, v in given.items() if k.startswith("exposed_")})
+        row.update(given)
         rows.append(row)
     treatment = pd.DataFrame(rows)
     as_of = pd.Series(pd.to_datetime([m.get("as_of", "2025-06-01") for m in members]), index=[m["id"] for m in members])
@@ -281,6 +285,30 @@ def test_cll_needs_btki_and_bcl2i(rules):
     assert row(out, "both", LISO).eligible
     r = row(out, "btk", LISO)
     assert not r.eligible and "no prior BCL-2 inhibitor" in text(r.criteria_missing)
+
+
+def test_a_required_class_only_in_the_current_line_is_not_a_prior_class(rules):
+    """CLL after 2 failed lines who has just started venetoclax: BCL-2i is not yet prior, so Breyanzi is not met."""
+    current = {"prior_lines": 3, "failed_lines": 2, "exposed_btki": True, "exposed_bcl2i": True, "failed_bcl2i": False}
+    failed = dict(current, progressed_after_last_line=True, failed_lines=3, failed_bcl2i=True)
+    out = assess(rules, [
+        {"id": "current", "disease": "CLL_SLL", "subtype": "CLL", "treatment": current},
+        {"id": "failed", "disease": "CLL_SLL", "subtype": "CLL", "treatment": failed},
+    ])
+    now = row(out, "current", LISO)
+    assert not now.eligible
+    assert "BCL-2 inhibitor only in the current line" in text(now.criteria_missing)
+    assert row(out, "failed", LISO).eligible
+
+
+def test_btki_just_started_is_not_prior_btki_for_mcl(rules):
+    """MCL: BR failed, ibrutinib just started: Breyanzi's required prior BTKi is missing, Tecartus's expected one unknown."""
+    t = {"prior_lines": 2, "failed_lines": 1, "exposed_btki": True, "failed_btki": False,
+         "exposed_anti_cd20": True, "exposed_alkylator": True}
+    out = assess(rules, [{"id": "m", "disease": "MCL", "subtype": "MCL", "treatment": t}])
+    assert "prior BTK inhibitor" not in text(row(out, "m", BREXU).criteria_met)
+    assert "BTK inhibitor only in the current line" in text(row(out, "m", BREXU).criteria_unknown)
+    assert not row(out, "m", LISO).eligible
 
 
 def test_myeloma_before_and_after_2024_label_changes(rules):

@@ -17,6 +17,7 @@ from tests.features.factories import (
     death,
     drug,
     dx,
+    enrollment,
     every,
     fill,
     make_member,
@@ -231,6 +232,26 @@ def test_long_holiday_on_oral_therapy_is_a_new_line():
     out = lines_for(events, disease="CLL_SLL")
     assert out["line_number"].tolist() == [1, 2]
     assert out["end_reason"].iloc[0] == "gap"
+
+
+def test_enrollment_break_during_continuous_oral_therapy_does_not_split_the_line():
+    """Acalabrutinib with a 4-month plan switch in between: the unseen months are not a treatment gap."""
+    treated = monthly("2022-01-03", "acalabrutinib", 6) + monthly("2022-11-07", "acalabrutinib", 4)
+    spans = [enrollment("2021-01-01", "2022-06-30"), enrollment("2022-11-01", "2025-12-31")]
+    out = lines_for(treated + spans, disease="MCL")
+    assert out["line_number"].tolist() == [1]
+    assert out["drugs"].iloc[0] == ["acalabrutinib"]
+    # the same history with continuous enrollment: 4 months without a fill is a > 90-day gap
+    continuous = lines_for(treated + [enrollment("2021-01-01", "2025-12-31")], disease="MCL")
+    assert continuous["line_number"].tolist() == [1, 2]
+    assert continuous["end_reason"].iloc[0] == "gap"
+
+
+def test_a_gap_while_enrolled_still_closes_the_line_around_an_enrollment_break():
+    """Only the unenrolled days are discounted: a long enrolled gap plus a short break is still a new line."""
+    treated = monthly("2022-01-03", "acalabrutinib", 3) + monthly("2022-12-05", "acalabrutinib", 3)
+    spans = [enrollment("2021-01-01", "2022-09-30"), enrollment("2022-11-01", "2025-12-31")]
+    assert lines_for(treated + spans, disease="MCL")["line_number"].tolist() == [1, 2]
 
 
 def test_days_supply_covers_the_line():

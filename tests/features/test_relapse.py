@@ -259,3 +259,34 @@ def test_batch_summary_equals_single_member_summary():
         one = as_of.iloc[[k]]
         alone = summarise_treatment(derive_lines(m.events, diseases.iloc[[k]], one, CODES), m.events, diseases.iloc[[k]], one, CODES)
         pd.testing.assert_frame_equal(alone, together.iloc[[k]].reset_index(drop=True))
+
+
+BR = ["rituximab", "bendamustine"]
+
+
+def test_a_class_only_in_the_current_line_is_exposure_but_not_a_failed_prior_class():
+    """MCL: BR, relapse, ibrutinib just started: BTKi exposure yes, prior (failed) BTKi no, 1 failed line."""
+    history = regimen("2022-01-03", BR, 6, 28) + monthly("2023-06-01", "ibrutinib", 3)
+    s = summary_for(history, disease="MCL", as_of="2023-08-20")
+    assert s["prior_lines"] == 2 and s["failed_lines"] == 1
+    assert s["exposed_btki"] and not s["failed_btki"]
+    assert s["failed_anti_cd20"] and s["failed_alkylator"]
+
+
+def test_a_class_becomes_a_failed_prior_class_once_a_later_line_starts():
+    """MCL: BR, then ibrutinib, then pirtobrutinib (a new line): ibrutinib's line has failed, 2 failed lines."""
+    history = regimen("2022-01-03", BR, 6, 28) + monthly("2023-06-01", "ibrutinib", 6) + monthly("2024-03-01", "pirtobrutinib", 2)
+    s = summary_for(history, disease="MCL", as_of="2024-04-20")
+    assert s["prior_lines"] == 3 and s["failed_lines"] == 2
+    assert s["failed_btki"]
+
+
+def test_progression_evidence_after_the_last_line_makes_its_classes_prior():
+    """MM: DRd then a relapse-coded myeloma claim: lenalidomide/daratumumab line has failed."""
+    history = [fill(d, "lenalidomide", 21) for d in every("2023-01-02", 8, 28)]
+    history += [drug(d, "daratumumab") for d in every("2023-01-02", 8, 28)]
+    before = summary_for(history, disease="MM", as_of="2023-09-01")
+    assert before["failed_lines"] == 0 and not before["failed_imid"] and before["exposed_imid"]
+    after = summary_for(history + [dx("2023-09-15", "C9002")], disease="MM", as_of="2023-10-01")
+    assert after["progressed_after_last_line"] and after["failed_lines"] == 1
+    assert after["failed_imid"] and after["failed_anti_cd38"]

@@ -211,3 +211,19 @@ def test_chunked_generation_is_deterministic_with_unique_ids(tmp_path, monkeypat
     assert not medical.duplicated(["claim_id", "claim_line_number"]).any()
     persons = pd.read_parquet(tmp_path / "a" / "truth" / "persons.parquet")
     assert persons["person_id"].is_unique and len(persons) == 1000
+
+
+def test_truth_flags_dates_claims_can_see(clean_population):
+    """Truth lines and eligibility carry ``enrolled``: True exactly when the date lies inside an enrollment span."""
+    spans = read(clean_population, "eligibility")[["person_id", "enrollment_start_date", "enrollment_end_date"]]
+    lines = pd.read_parquet(clean_population / "truth" / "lines.parquet")
+    elig = pd.read_parquet(clean_population / "truth" / "eligibility.parquet")
+    assert {"first_eligible_date", "claims_first_eligible_date", "enrolled", "claims_enrolled"} <= set(elig.columns)
+    assert elig["claims_first_eligible_date"].notna().all()
+    assert (elig["first_eligible_date"].isna() | (elig["claims_first_eligible_date"] <= elig["first_eligible_date"])).all()
+    for frame, date_col, flag in ((lines, "start_date", "enrolled"), (elig, "claims_first_eligible_date", "claims_enrolled")):
+        joined = frame.reset_index().merge(spans, on="person_id")
+        inside = joined[(joined[date_col] >= joined["enrollment_start_date"]) & (joined[date_col] <= joined["enrollment_end_date"])]["index"]
+        assert (frame.index.isin(inside) == frame[flag].to_numpy()).all()
+    assert lines["enrolled"].any() and not lines["enrolled"].all()
+    assert (lines["observed"] | ~lines["enrolled"]).all()  # a line that starts while enrolled is observed

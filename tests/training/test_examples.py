@@ -122,17 +122,65 @@ def test_population_at_risk_rules(example_set, contract_data):
 
 
 def test_labels_fall_inside_the_window_and_lead_to_candidacy(example_set):
-    """A positive's outcome date lies in (as_of, as_of + H]; the candidate date of any example is
-    after its index date, and equals the outcome date for positives."""
+    """A positive's outcome date lies in (as_of, as_of + H]; the candidate date (first candidacy
+    by the labels in force on each date) is after the index date, inside the window exactly for
+    positives by those labels."""
     examples = example_set.examples
+    horizon = pd.Timedelta(days=180)
     positives = examples[examples["label"] == 1]
     assert len(positives) > 20
     assert (positives["outcome_date"] > positives["as_of"]).all()
-    assert (positives["outcome_date"] <= positives["as_of"] + pd.Timedelta(days=180)).all()
-    assert (positives["candidate_date"] == positives["outcome_date"]).all()
-    negatives = examples[examples["label"] == 0]
-    assert negatives["outcome_date"].isna().all()
-    assert not (negatives["candidate_date"] <= negatives["as_of"] + pd.Timedelta(days=180)).any()
+    assert (positives["outcome_date"] <= positives["as_of"] + horizon).all()
+    assert examples["outcome_date"].isna().eq(examples["label"] == 0).all()
+    assert not (examples["candidate_date"] <= examples["as_of"]).any()
+    later_rules = examples["label_outcome_rules"] == 1
+    assert (examples.loc[later_rules, "candidate_date"] <= examples.loc[later_rules, "as_of"] + horizon).all()
+    assert not (examples.loc[~later_rules, "candidate_date"] <= examples.loc[~later_rules, "as_of"] + horizon).any()
+
+
+def test_default_label_uses_the_labels_in_force_at_the_index_date(example_set):
+    """By default the label is eligibility by the label versions known at the index date; the
+    label-change-only positives are exactly those positive by later labels but not by those."""
+    examples = example_set.examples
+    assert (examples["label"] == examples["label_index_rules"]).all()
+    change = examples["label_change_only"].to_numpy(dtype=bool)
+    assert (change == ((examples["label_outcome_rules"] == 1) & (examples["label_index_rules"] == 0)).to_numpy()).all()
+
+
+def test_labels_differ_only_when_a_label_version_changes_in_the_window(example_set):
+    """The two outcome definitions can disagree only for windows in which some label version took
+    effect or was superseded."""
+    from features.eligibility import load_rules
+
+    changes = sorted({pd.Timestamp(r.in_force_from) for r in load_rules().rules} | {pd.Timestamp(r.in_force_to) for r in load_rules().rules if r.in_force_to})
+    examples = example_set.examples
+    start = examples["as_of"].to_numpy()
+    end = (examples["as_of"] + pd.Timedelta(days=180)).to_numpy()
+    spans_change = np.zeros(len(examples), dtype=bool)
+    for day in changes:
+        spans_change |= (start < np.datetime64(day)) & (np.datetime64(day) <= end)
+    differs = (examples["label_index_rules"] != examples["label_outcome_rules"]).to_numpy()
+    assert not (differs & ~spans_change).any()
+
+
+def test_frozen_label_regimes_judge_later_dates_by_earlier_labels():
+    """A regime frozen before a label's approval does not contain that label, and older regimes
+    are re-evaluated only on grid dates whose own regime differs from their landmark's."""
+    from features.eligibility import load_rules
+    from training.examples import LabelRegimes, plan_frozen_evaluations
+
+    rules = load_rules()
+    # 2023-06-01's window has no label change; 2023-12-01's spans the 2024 myeloma and lymphoma labels.
+    landmarks = pd.DatetimeIndex(pd.to_datetime(["2023-06-01", "2023-12-01"])).astype("datetime64[s]")
+    grid = lay_out_grid(landmarks, OutcomeSettings(horizon_days=180, eligibility_grid_days=30), pd.Timestamp("2025-06-30"))
+    regimes = LabelRegimes.from_rules(rules, grid)
+    december = int(regimes.code_of(landmarks[1:])[0])
+    ids = {r.id for r in regimes.frozen[december].rules}
+    assert "ide-cel_mm_5l_2021" in ids and "ide-cel_mm_3l_2024" not in ids
+    assert all(r.in_force_to is None for r in regimes.frozen[december].rules)
+    plan = plan_frozen_evaluations(landmarks, grid, regimes, 180)
+    assert set(plan["regime"]) == {december}
+    assert plan["as_of"].min() > landmarks[1] and plan["as_of"].max() <= landmarks[1] + pd.Timedelta(days=180)
 
 
 def test_censored_members_are_dropped(example_set, contract_data):
