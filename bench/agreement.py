@@ -242,19 +242,21 @@ def assign_causes(pairs: pd.DataFrame, truth_lines: pd.DataFrame, truth_persons:
         elif pd.notna(died) and pd.notna(row.derived_date) and row.derived_date > died and (row.side == "right_only" or months != 0):
             causes.append("derived after the member's death (the engine does not check death before as_of)")
         elif (row.disease in LYMPHOMAS and (row.side == "right_only" or months < 0) and pd.notna(row.derived_date)
-              and row.derived_date >= FY2025_MONTH_END and any(pd.Timestamp(d) + pd.offsets.MonthEnd(0) == row.derived_date for d in starts)):
+              and row.derived_date >= FY2025_MONTH_END and any(0 <= (row.derived_date - pd.Timestamp(d)).days <= 62 for d in starts)):
             causes.append("FY2025 remission codes: active-disease code on a new line's claims read as progression after that line")
         elif row.side == "left_only" and pd.notna(infused) and infused <= row.truth_date:
             causes.append("after CAR T: the engine does not count the CAR T line as a prior line")
+        elif row.disease == "MM" and row.product == "ciltacabtagene autoleucel" and (row.side == "left_only" or months > 0):
+            causes.append("MM: lenalidomide-refractory proxy needs the next line (reported missing, not unknown, before it)")
         elif row.side == "left_only" and next_line is None:
             causes.append("progression never visible: no later line while enrolled (death, end of data or plan exit before the next line)")
         elif (row.side == "left_only" and row.product in ("axicabtagene ciloleucel", "lisocabtagene maraleucel") and line1_end is not None
               and (row.truth_date - line1_end).days <= 365 and (next_line - line1_end).days >= 355):
             causes.append("12-month clock: relapse within 12 months of 1L, next line started about 12 months or more after it")
-        elif row.side == "both" and months > 0 and row.disease == "MM" and row.product == "ciltacabtagene autoleucel":
-            causes.append("MM: lenalidomide-refractory proxy needs the next line (reported missing, not unknown, before it)")
         elif row.side == "both" and months > 0 and next_line is not None and row.derived_date <= next_line + pd.offsets.MonthEnd(0):
             causes.append("progression visible only at the next line or CAR T work-up (a later month)")
+        elif (row.side == "right_only" or months < 0) and isinstance(row.derived_unknown, str) and row.derived_unknown:
+            causes.append("engine eligible with unknown criteria open that the truth knows are not met")
         elif row.disease == "MM" and (row.side == "right_only" or months < 0):
             causes.append("MM: class exposure taken from the current, not yet failed line")
         elif row.disease == "B_ALL" and (row.side == "right_only" or months < 0):
@@ -296,6 +298,9 @@ CAUSE_NOTES = [
     "a dead member should not be flagged.",
     "* *FY2025 remission codes*: follow-up visits carry the remission code (C83.3A ...) from FY2025; the active-disease code on the "
     "claims of the line that treats the relapse is read as progression after that new line, one line too early. Engine (features/).",
+    "* *unknown criteria open*: the engine flags eligibility while a criterion is unknown (e.g. Kymriah at a first B-ALL relapse "
+    "before line 2 shows whether line 1 was refractory); the truth knows it is not met. Scoring decision: unknowns count as "
+    "eligible (the engine's flag), so these are false positives by design of the flag.",
     "* *B-ALL refractory proxy*: `primary_refractory` (next line <= 90 days after the last dose) calls a relapse during POMP "
     "maintenance refractory, which Kymriah's \"refractory or second or later relapse\" does not mean. Engine proxy (features/).",
 ]
@@ -335,6 +340,10 @@ def describe_disagreements(per_member: pd.DataFrame, pairs: pd.DataFrame) -> lis
         ("of the derived-earlier or derived-only pairs: first eligible in the month a label version came into force", at_label_start),
     ]
     causes = pairs.loc[pairs["cause"] != "", "cause"].value_counts()
+    silent = pairs["cause"].str.startswith("progression never visible")
+    truth_side = pairs["_merge"] != "right_only"
+    rows.append(("recall leaving out truth pairs whose progression has no later claims signal (%)",
+                 round(100 * int((pairs["_merge"] == "both").sum()) / max(int((truth_side & ~silent).sum()), 1), 1)))
     return ["| disagreement | members / pairs |", "|---|---|", *[f"| {name} | {n} |" for name, n in rows], "",
             "| eligibility disagreement by cause (pairs) | n |", "|---|---|", *[f"| {c} | {n} |" for c, n in causes.items()]]
 

@@ -273,7 +273,9 @@ def main() -> None:
             env, uri, artifact = dict(os.environ), args.model_uri, None
         else:
             env, uri, artifact = register_bench_model(work), "models:/cartscout-candidate@champion", work / "artifact"
+        loads = report.setdefault("loadavg", {})
         if "e2e" in args.sections or "stages" in args.sections:
+            loads["e2e"] = os.getloadavg()[0]
             command = [cartscout, "score", "--data", str(args.data), "--out", str(work / "out"), "--model-uri", uri, "--no-progress"]
             e2e = timed_process(command, env=env, cwd=work)
             e2e["command"] = "cartscout score --data DATA --out OUT --no-progress"
@@ -281,11 +283,13 @@ def main() -> None:
             if "e2e" in args.sections:
                 report["e2e"] = e2e
         if "scan" in args.sections:
+            loads["scan"] = os.getloadavg()[0]
             report["scan"] = bench_scan(args.data, args.scan_copies, args.scan_repeats)
         if "stages" in args.sections and artifact is not None:
             report["stages"] = bench_stages(args.data, artifact, e2e["summary"]["as_of"], work / "out" / "scores.parquet")
         RAW.write_text(json.dumps(report, indent=1, default=str))
         if args.spark_data and "spark" in args.sections:
+            loads["spark"] = os.getloadavg()[0]
             report["spark_rows"] = count_rows(args.spark_data)
             for engine in ("local", "spark"):
                 extra = ["--engine", "spark", "--spark-master", "local[2]"] if engine == "spark" else []
@@ -317,6 +321,9 @@ def write_results(report: dict, args) -> None:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; {versions}.",
         f"Command: `.venv/bin/python bench/bench_score.py --data DATA_1M{' --spark-data DATA_SPARK' if args.spark_data else ''}"
         f"{' --model-uri ' + args.model_uri if args.model_uri else ''}` (each measured run a separate process under `/usr/bin/time -v`).",
+        "Other processes shared the 2 cores while this ran (1-minute load average at the start of each section: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in report.get("loadavg", {}).items())
+        + "); absolute figures move with that load, ratios measured side by side hold better.",
         f"Model: {'registered model ' + args.model_uri if args.model_uri else 'production-sized booster (300 trees x 31 leaves, all catalog features) fitted on random data, registered in a throw-away MLflow store; scores meaningless, cost per row realistic'}.",
         "",
         "## End to end, local engine",

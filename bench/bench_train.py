@@ -36,6 +36,13 @@ def _versions() -> str:
     return ", ".join(f"{n} {importlib.metadata.version(n)}" for n in names)
 
 
+def _git(*args: str) -> str:
+    import subprocess
+
+    out = subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT)
+    return out.stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=200_000)
@@ -118,9 +125,11 @@ def main() -> None:
             if args.data
             else []
         ),
+        f"Code state: commit {_git('rev-parse', '--short', 'HEAD')} plus uncommitted changes to {_git('status', '--short').count(chr(10)) + 1 if _git('status', '--short') else 0} file(s) in the work tree.  ",
         f"Machine: {platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}; {_versions()}  ",
         f"Population: {members:,} synthetic members, cancer enrichment x{args.enrichment:g} (haematological malignancies oversampled), seed {args.seed}; "
-        f"{cohort:,} members in the cohort at the end of the data; horizon {config.outcome.horizon_days} days, landmarks every {config.population.landmark_interval_days} days.  ",
+        f"{cohort:,} members in the cohort at the end of the data; horizon {config.outcome.horizon_days} days, landmarks every {config.population.landmark_interval_days} days, "
+        f"{example_set.extra.get('grid_evaluations', 0):,} (member, date) pipeline evaluations plus {example_set.extra.get('older_label_evaluations', 0):,} re-judged by older label versions.  ",
         f"Examples: " + ", ".join(f"{k} {v:,}" for k, v in result.split_counts.items()) + f"; registered version {registered.version} (throw-away store).",
         "",
         "## Cost",
@@ -144,6 +153,30 @@ def main() -> None:
         "Net benefit: " + ", ".join(f"t={k.removeprefix('net_benefit_')}: {v:.4f} (treat all {m['net_benefit_treat_all_' + k.removeprefix('net_benefit_')]:.4f})" for k, v in m.items() if k.startswith("net_benefit_") and "treat_all" not in k),
         "",
     ]
+    v = result.validation_metrics
+    lines += [
+        "Validation split (where model choices are compared; never the test split): "
+        f"LightGBM AUPRC {v['auprc']:.3f} (AUROC {v['auroc']:.3f}), rules only {v['rules_only_auprc']:.3f}, "
+        f"logistic regression {v['logistic_regression_auprc']:.3f}; best iteration {result.best_iteration}.",
+        "",
+    ]
+    schedule = result.report.label_schedule
+    if schedule:
+        counts = schedule["counts"]
+        lines += [
+            f"Outcome definition: `label_rules: {config.outcome.label_rules}`. The same test rows judged by the label versions in force on each "
+            f"later date have {counts['positives_outcome_rules']:.0f} positives, {counts['label_change_only']:.0f} of them only because a new label "
+            f"version took effect (index-date labels: {counts['positives_index_rules']:.0f}).",
+            "",
+            "| scorer | AUROC (later labels) | AUPRC (later labels) | recall at top 1% (later labels) | recall at top 1% of label-change-only positives |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {name.replace('_', ' ')} | {s['auroc_outcome_rules']:.3f} | {s['auprc_outcome_rules']:.3f} | {s['recall_at_top_k_outcome_rules']:.3f} | {s['recall_at_top_k_label_change_only']:.3f} |"
+                for name, s in schedule.items()
+                if name != "counts"
+            ],
+            "",
+        ]
     if truth_metrics:
         lines += [
             "Against the generator's truth: claims-derived labels agree on "

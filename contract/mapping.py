@@ -45,6 +45,7 @@ _ED_POS = ("23",)
 _OFFICE_POS = ("11",)
 _NAT = np.datetime64("NaT", "s")
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_SMALL = 4096
 _SEPARATORS = re.compile(r"[.\-\s]")
 _ZIP = re.compile(r"^\s*(\d{3,5})\s*(?:-.*)?$")
 _KIND = {k: i for i, k in enumerate(EVENT_KINDS)}
@@ -57,9 +58,10 @@ _SYSTEM_RANK = np.argsort(np.argsort(np.array(CODE_SYSTEMS)))
 
 def claims_to_events(eligibility: pd.DataFrame, medical: pd.DataFrame, pharmacy: pd.DataFrame, codes: CodeLists) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return ``(events, persons)`` conformed to the event model, events sorted by person and date."""
-    persons = _derive_persons(eligibility)
+    spans = _Spans.of(eligibility)
+    persons = _derive_persons(eligibility, spans)
     parts = [
-        _enrollment_events(eligibility),
+        _enrollment_events(spans),
         _death_events(persons),
         *_medical_events(medical, codes),
         _pharmacy_events(pharmacy),
@@ -69,7 +71,7 @@ def claims_to_events(eligibility: pd.DataFrame, medical: pd.DataFrame, pharmacy:
 
 def derive_persons(eligibility: pd.DataFrame) -> pd.DataFrame:
     """One row per person: demographics of the most recent span, the latest recorded death date."""
-    return _persons_frame(_derive_persons(eligibility))
+    return _persons_frame(_derive_persons(eligibility, _Spans.of(eligibility)))
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,11 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     array = values.array
     if isinstance(array, pd.arrays.NumpyExtensionArray):
         array = array.to_numpy()
+        if len(array) <= _SMALL:
+            # a request's few hundred rows: a dict beats pandas' fixed cost of setting up a hash table
+            position: dict = {}
+            index = [-1 if v is None or v is pd.NA or v != v else position.setdefault(v, len(position)) for v in array.tolist()]
+            return np.array(index, dtype=np.intp), np.array(list(position), dtype=object)
     index, distinct = pd.factorize(array)
     return index, np.asarray(distinct, dtype=object)
 
@@ -268,16 +275,29 @@ def _first_occurrence(*keys: np.ndarray) -> np.ndarray:
     return group > seen
 
 
-def _derive_persons(eligibility: pd.DataFrame) -> _Persons:
-    person = _Text.of(eligibility, "person_id")
-    death = _dates(eligibility, "death_date")
+@dataclass(frozen=True)
+class _Spans:
+    """Eligibility rows: whose span, from when to when."""
+
+    person: _Text
+    start: np.ndarray
+    end: np.ndarray
+
+    @classmethod
+    def of(cls, eligibility: pd.DataFrame) -> _Spans:
+        return cls(_Text.of(eligibility, "person_id"), _dates(eligibility, "enrollment_start_date"), _dates(eligibility, "enrollment_end_date"))
+
+
+def _derive_persons(eligibility: pd.DataFrame, spans: _Spans) -> _Persons:
+    person = spans.person
     # spans in order of person_id as text (missing last), then start and end (NaT last)
     person_rank = np.append(np.argsort(np.argsort(person.values.astype(str))), len(person.values))[person.index]
-    order = np.lexsort((_nat_last(_dates(eligibility, "enrollment_end_date")), _nat_last(_dates(eligibility, "enrollment_start_date")), person_rank))
+    order = np.lexsort((_nat_last(spans.end), _nat_last(spans.start), person_rank))
     ranked = person_rank[order]
     starts = np.flatnonzero(np.append(True, ranked[1:] != ranked[:-1])) if len(order) else order
     latest = order[np.append(starts[1:] - 1, len(order) - 1)] if len(order) else order
     # the latest death date of each person (NaT, the smallest int64, only when none is recorded)
+    death = _dates(eligibility, "death_date")
     death = np.maximum.reduceat(death[order].view(np.int64), starts).view("datetime64[s]") if len(order) else death
     death[person.index[latest] < 0] = _NAT
     return _Persons(
@@ -297,16 +317,8 @@ def _nat_last(dates: np.ndarray) -> np.ndarray:
     return days
 
 
-def _enrollment_events(elig: pd.DataFrame) -> _Events:
-    return _Events.build(
-        person_id=_Text.of(elig, "person_id").rows(),
-        kind="enrollment",
-        date=_dates(elig, "enrollment_start_date"),
-        end_date=_dates(elig, "enrollment_end_date"),
-        code_system="",
-        code="",
-        setting="unknown",
-    )
+def _enrollment_events(spans: _Spans) -> _Events:
+    return _Events.build(person_id=spans.person.rows(), kind="enrollment", date=spans.start, end_date=spans.end, code_system="", code="", setting="unknown")
 
 
 def _death_events(persons: _Persons) -> _Events:
@@ -326,6 +338,8 @@ class _Claims:
     line_start: np.ndarray
     admission: np.ndarray
     discharge: np.ndarray
+    hcpcs: _Text
+    revenue: _Text
     setting: np.ndarray  # int8 into SETTINGS, per line (the claim's)
     stay: np.ndarray  # bool per line: the claim is an institutional inpatient stay
     header: np.ndarray  # row numbers of each claim's first line
@@ -339,7 +353,7 @@ def _medical_events(medical: pd.DataFrame, codes: CodeLists) -> list[_Events]:
     parts = [
         _diagnosis_events(claims, medical, _Text.of(medical, "diagnosis_code_type", str.lower).take(header)),
         _icd_procedure_events(claims, medical, _Text.of(medical, "procedure_code_type", str.lower).take(header)),
-        _line_events(claims, _Text.of(medical, "hcpcs_code", _normal_code), _Text.of(medical, "revenue_center_code", lambda c: _normal_code(c).zfill(4)), codes),
+        _line_events(claims, codes),
         _drg_events(claims, _Text.of(medical, "drg_code", lambda c: _normal_code(c).zfill(3)).take(header), _Text.of(medical, "drg_code_type", str.lower).take(header)),
         _stay_events(claims),
     ]
@@ -376,6 +390,8 @@ def _read_claims(medical: pd.DataFrame) -> _Claims:
         line_start=_dates(medical, "claim_line_start_date"),
         admission=admission,
         discharge=_dates(medical, "discharge_date"),
+        hcpcs=_Text.of(medical, "hcpcs_code", _normal_code),
+        revenue=revenue,
         setting=setting,
         stay=stay,
         header=np.flatnonzero(_first_occurrence(key)),
@@ -449,8 +465,9 @@ def _icd_procedure_events(claims: _Claims, medical: pd.DataFrame, px_type: _Text
     return _header_events(claims, rows, "procedure", "icd10pcs", code.take(once).rows(), date[once])
 
 
-def _line_events(claims: _Claims, hcpcs: _Text, revenue: _Text, codes: CodeLists) -> _Events | None:
+def _line_events(claims: _Claims, codes: CodeLists) -> _Events | None:
     """HCPCS lines (drug administrations or procedures) and revenue-centre lines, once per claim, code and day."""
+    hcpcs, revenue = claims.hcpcs, claims.revenue
     date = _fill(claims.line_start, claims.start)
     drugs = codes.drugs
     drug_codes = set(drugs["code"].to_numpy()[drugs["code_system"].to_numpy() == "hcpcs"].tolist())

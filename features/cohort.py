@@ -66,7 +66,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from features.codelists import CodeLists, normalise_code
-from features.columns import STR, frame_from_columns, string_array
+from features.columns import STR, TextColumn, columns_of, frame_from_columns
 from features.memo import IdentityMemo
 
 COHORT_COLUMNS = (
@@ -178,6 +178,7 @@ def assign_cohort(
 def cohort_columns(events, persons, as_of: pd.Series, codes: CodeLists, config: CohortConfig | None = None) -> dict:
     """:func:`assign_cohort` as column arrays (what the pipeline hands to the next steps)."""
     del persons  # the case definition uses claims only
+    events = columns_of(events)
     ids = as_of.index
     if not ids.is_unique:
         raise ValueError("as_of index (person_id) has duplicated values")
@@ -220,13 +221,13 @@ def cohort_columns(events, persons, as_of: pd.Series, codes: CodeLists, config: 
     first = first_day.astype("datetime64[D]").astype("datetime64[s]")
     first[first_day == _NONE] = np.datetime64("NaT")
     return {
-        "person_id": string_array(ids.to_numpy(dtype=object), STR),
+        "person_id": TextColumn(ids.to_numpy(dtype=object), STR),
         "in_cohort": in_cohort,
         "disease": _strings(disease),
         "subtype": _strings(sub),
         "first_dx_date": first,
         "exclusion": _strings(exclusion),
-        "evidence": string_array(evidence, STR),
+        "evidence": TextColumn(evidence, STR),
         "lineage_known": pd.arrays.BooleanArray(lineage & is_all, ~is_all),
     }
 
@@ -260,7 +261,7 @@ def _person_positions(person_id: pa.Array, ids: pd.Index) -> np.ndarray:
 
 def _strings(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """Empty string marks missing in the internal arrays."""
-    return string_array(np.where(values == "", None, values).astype(object), STR)
+    return TextColumn(np.where(values == "", None, values).astype(object), STR)
 
 
 def _pick(values: np.ndarray, at: np.ndarray, missing: int) -> np.ndarray:

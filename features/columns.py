@@ -24,6 +24,7 @@ _SMALL = 64
 _SMALL_KEYS = 4096
 
 Columns = Mapping[str, object]
+_UNSET_TEXT = object()
 
 
 def string_array(values, dtype: pd.StringDtype = STRING) -> pd.api.extensions.ExtensionArray:
@@ -37,6 +38,42 @@ def string_array(values, dtype: pd.StringDtype = STRING) -> pd.api.extensions.Ex
     else:
         array = pa.array([None if v is None or (isinstance(v, float) and v != v) else v for v in values], type=pa.large_string())
     return pd.arrays.ArrowStringArray(array, dtype=dtype)
+
+
+class TextColumn:
+    """A string column kept as Python strings (None = missing) until a DataFrame is built.
+
+    Steps read each other's text columns as object arrays; holding them as Arrow strings in between
+    would cost one conversion each way. ``frame_from_columns`` turns it into a ``dtype`` array.
+    """
+
+    __slots__ = ("values", "dtype", "_missing")
+
+    def __init__(self, values, dtype: pd.StringDtype = STRING):
+        self.values = values if isinstance(values, np.ndarray) and values.dtype == object else np.asarray(values, dtype=object)
+        self.dtype = dtype
+        self._missing = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def missing(self) -> np.ndarray:
+        if self._missing is None:
+            self._missing = np.fromiter((v is None for v in self.values), dtype=bool, count=len(self.values))
+        return self._missing
+
+    def to_numpy(self, dtype=None, na_value=_UNSET_TEXT) -> np.ndarray:
+        if dtype not in (None, object):
+            raise TypeError(f"a text column cannot be read as {dtype}")
+        fill = self.dtype.na_value if na_value is _UNSET_TEXT else na_value
+        if fill is None or not self.missing().any():
+            return self.values
+        out = self.values.copy()
+        out[self.missing()] = fill
+        return out
+
+    def to_array(self) -> pd.api.extensions.ExtensionArray:
+        return string_array(self.values, self.dtype)
 
 
 def object_column(values: list) -> np.ndarray:
@@ -61,6 +98,8 @@ def frame_from_columns(columns: Columns, n_rows: int) -> pd.DataFrame:
     names = list(columns)
     values_list = list(columns.values())
     for i, values in enumerate(values_list):
+        if isinstance(values, TextColumn):
+            values = values.to_array()
         if isinstance(values, np.ndarray):
             if values.shape != (n_rows,):
                 raise ValueError(f"column {names[i]!r} has shape {values.shape}, expected ({n_rows},)")
@@ -97,6 +136,14 @@ class _FrameColumns(Mapping):
             hit = self._cache[name] = self._frame[name].array
         return hit
 
+    def objects(self, name: str, na_value) -> np.ndarray:
+        """The column as Python objects with ``na_value`` for missing, converted once per column."""
+        key = (name, "objects")
+        base = self._cache.get(key)
+        if base is None:
+            base = self._cache[key] = TextColumn(to_numpy(self[name], object, None))
+        return base.to_numpy(object, na_value)
+
     def __iter__(self):
         return iter(self._frame.columns)
 
@@ -105,6 +152,17 @@ class _FrameColumns(Mapping):
 
     def __contains__(self, name) -> bool:
         return name in self._frame.columns
+
+
+def object_values(columns: Columns, name: str, na_value=None) -> np.ndarray:
+    """Column ``name`` as a numpy object array with ``na_value`` for missing values.
+
+    Several steps read the same event columns as Python objects; a DataFrame seen through
+    :func:`columns_of` converts each column once for all of them.
+    """
+    if isinstance(columns, _FrameColumns):
+        return columns.objects(name, na_value)
+    return to_numpy(columns[name], object, na_value)
 
 
 def n_rows(columns: Columns) -> int:
@@ -121,6 +179,8 @@ def to_numpy(values, dtype=None, na_value=_UNSET) -> np.ndarray:
     """Any column array as numpy; ``na_value`` replaces missing values of extension arrays."""
     if isinstance(values, np.ndarray):
         return values if dtype is None else values.astype(dtype, copy=False)
+    if isinstance(values, TextColumn):
+        return values.to_numpy(dtype) if na_value is _UNSET else values.to_numpy(dtype, na_value)
     if isinstance(values, pd.arrays.NumpyExtensionArray) and (na_value is _UNSET or values.dtype.kind in "biufM"):
         array = values.to_numpy()
         return array if dtype is None else array.astype(dtype, copy=False)

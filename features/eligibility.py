@@ -40,7 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.cohort import EXCLUSION_PCNSL, PCNSL_UNSEPARABLE
-from features.columns import STR, columns_of, frame_from_columns, n_rows, positions, string_array, to_numpy
+from features.columns import STR, TextColumn, columns_of, frame_from_columns, n_rows, positions, to_numpy
 from features.memo import IdentityMemo
 
 RULES_PATH = Path(__file__).parent / "rules" / "car_t_labels.yaml"
@@ -542,15 +542,15 @@ def eligibility_columns(persons, cohort, treatment, as_of: pd.Series, rules: Eli
             unknown[rows, j] = _as_objects(lists[_UNKNOWN])
             hint[rows, j] = _hint(rule, blocking)
     columns = {
-        "person_id": string_array(np.repeat(m.ids.to_numpy(dtype=object), p), STR),
-        "product": string_array(np.tile(np.array(products, dtype=object), n), STR),
-        "indication": string_array(indication.ravel(), STR),
+        "person_id": TextColumn(np.repeat(m.ids.to_numpy(dtype=object), p), STR),
+        "product": TextColumn(np.tile(np.array(products, dtype=object), n), STR),
+        "indication": TextColumn(indication.ravel(), STR),
         "eligible": eligible.ravel(),
         "criteria_met": met.ravel(),
         "criteria_missing": missing.ravel(),
         "criteria_unknown": unknown.ravel(),
-        "first_eligible_hint": string_array(hint.ravel(), STR),
-        "rules_version": string_array(np.full(n * p, version, dtype=object), STR),
+        "first_eligible_hint": TextColumn(hint.ravel(), STR),
+        "rules_version": TextColumn(np.full(n * p, version, dtype=object), STR),
     }
     return columns
 

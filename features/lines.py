@@ -55,7 +55,7 @@ import pandas as pd
 from numba import njit
 
 from features.codelists import CodeLists
-from features.columns import frame_from_columns, n_rows, object_column, string_array
+from features.columns import TextColumn, columns_of, frame_from_columns, n_rows, object_column, object_values, to_numpy
 from features.events import day_numbers
 from features.lot_config import DISEASES, LotConfig
 from features.memo import IdentityMemo
@@ -265,14 +265,15 @@ def encode_codes(events: pd.DataFrame, resolve, memo: dict) -> tuple[np.ndarray,
     real-time request pays only for codes never seen before (it maps (system, code) to the answer,
     plus one entry ``"__packed__"`` holding the same answers packed into ints for the row walk).
     """
-    n = len(events)
+    events = columns_of(events)
+    n = n_rows(events)
     if n == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     if n <= _SMALL:
         # The memo also keeps each answer packed into one non-negative int so the
         # per-row walk is a dict lookup and np.fromiter, with no tuple unpacking per row.
-        systems = events["code_system"].to_numpy(dtype=object, na_value=None)
-        pairs = list(zip(systems, events["code"].to_numpy(dtype=object, na_value=None)))
+        systems = object_values(events, "code_system", None)
+        pairs = list(zip(systems, object_values(events, "code", None)))
         packed = memo.setdefault("__packed__", {})
         get = packed.get
         values = [get(p) for p in pairs]
@@ -309,8 +310,9 @@ def encode_codes(events: pd.DataFrame, resolve, memo: dict) -> tuple[np.ndarray,
 
 def is_kind(events: pd.DataFrame, kind: str) -> np.ndarray:
     """Boolean mask of rows of one event kind (missing kinds are False)."""
-    if len(events) <= _SMALL:
-        return events["kind"].to_numpy(dtype=object, na_value="") == kind
+    events = columns_of(events)
+    if n_rows(events) <= _SMALL:
+        return object_values(events, "kind", "") == kind
     return (events["kind"] == kind).to_numpy(dtype=bool, na_value=False)
 
 
@@ -326,7 +328,7 @@ def sort_by_person_day(person_codes: np.ndarray, day: np.ndarray, tie: np.ndarra
 
 def factorize_persons(person_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Codes into the sorted unique person ids, and those ids (object array)."""
-    values = person_ids.to_numpy(dtype=object) if len(person_ids) <= _SMALL else person_ids
+    values = to_numpy(person_ids, object) if len(person_ids) <= _SMALL else person_ids
     codes, uniques = pd.factorize(values, sort=True)
     return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
@@ -392,11 +394,12 @@ def line_columns(events: pd.DataFrame, diseases: pd.Series, as_of: pd.Series, co
     """:func:`derive_lines` as column arrays (what the pipeline hands to the next steps)."""
     config = config if config is not None else DEFAULT_CONFIG
     tables = lot_tables(codes, config)
-    if len(events) == 0:
+    events = columns_of(events)
+    if n_rows(events) == 0:
         return _empty_lines()
     etype, slot = encode_codes(events, lambda s, c: _resolve(tables, s, c), tables.resolved)
     etype = np.where(is_kind(events, "death"), E_DEATH, etype)
-    person_codes, persons = factorize_persons(events["person_id"])
+    person_codes, persons = factorize_persons(events["person_id"] if n_rows(events) > _SMALL else object_values(events, "person_id", None))
     keep = np.flatnonzero((etype >= 0) & (person_codes >= 0))
     day = day_numbers(events["date"].take(keep)) if len(keep) > _SMALL else day_numbers(events["date"])[keep]
     keep, day = keep[day > _NEG], day[day > _NEG]
@@ -474,14 +477,14 @@ def _assemble(out: tuple, persons: np.ndarray, p_dis: np.ndarray, tables: _Table
             classes[i] = sorted([*classes[i], "car_t"])
     reasons = np.array(END_REASONS, dtype=object)[l_reason]
     return {
-        "person_id": string_array(persons[l_person].astype(object)),
+        "person_id": TextColumn(persons[l_person].astype(object)),
         "line_number": l_number,
         "start_date": _days_to_dates(l_start),
         "end_date": _days_to_dates(l_end),
         "drugs": object_column(drugs),
-        "regimen": string_array(regimen),
+        "regimen": TextColumn(regimen),
         "includes_sct": l_sct,
-        "end_reason": string_array(reasons),
+        "end_reason": TextColumn(reasons),
         "is_car_t": l_cart,
         "drug_classes": object_column(classes),
         "last_admin_date": _days_to_dates(l_last),

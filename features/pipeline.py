@@ -90,6 +90,7 @@ def build_features(
     as_of = _check_as_of(as_of)
     keys = as_of.index
     clipped = clip_to_as_of(events, as_of) if len(as_of) else events.iloc[:0]
+    clipped = columns_of(clipped)  # each event column is read from the frame once, for every step
     persons = _clip_persons(persons, as_of)
     rules = rules if rules is not None else load_rules()
 
@@ -172,7 +173,7 @@ def _check_as_of(as_of: pd.Series) -> pd.Series:
 def _clip_persons(persons: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
     """Persons of the batch only, with a death after a member's ``as_of`` hidden (it is future information)."""
     ids = persons["person_id"].to_numpy(dtype=object)
-    rows = as_of.index.get_indexer(ids)
+    rows = positions(as_of.index, ids, "as_of")
     keep = persons if (rows >= 0).all() else persons[rows >= 0]
     rows = rows[rows >= 0]
     death = keep["death_date"].to_numpy(dtype="datetime64[s]") if "death_date" in keep.columns else None

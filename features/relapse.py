@@ -44,7 +44,7 @@ import pandas as pd
 from numba import njit
 
 from features.codelists import CodeLists
-from features.columns import columns_of, frame_from_columns, string_array, to_numpy
+from features.columns import TextColumn, columns_of, frame_from_columns, n_rows, object_values, to_numpy
 from features.events import day_numbers
 from features.lines import (
     _NEG,
@@ -197,8 +197,9 @@ def treatment_columns(
     # Events: diagnoses, work-up, drug classes.
     tag, value = encode_codes(events, lambda s, c: _resolve(tables, s, c), tables["resolved"])
     keep = np.flatnonzero(tag > T_NONE)
-    if len(events):
-        person_codes, ids = factorize_persons(events["person_id"])
+    events = columns_of(events)
+    if n_rows(events):
+        person_codes, ids = factorize_persons(events["person_id"] if n_rows(events) > 4096 else object_values(events, "person_id", None))
         where = np.append(positions(persons, ids, "as_of"), -1)  # code -1 (missing id) -> -1
         e_person = where[person_codes[keep]]
         e_day = day_numbers(events["date"])[keep]
@@ -237,7 +238,7 @@ def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.nda
     first_line = np.full(len(persons), None, dtype=object)
     first_line[has_l1] = regimens[l_seg[:-1][has_l1]]
     columns = {
-        "person_id": string_array(np.asarray(persons, dtype=object)),
+        "person_id": TextColumn(np.asarray(persons, dtype=object)),
         "prior_lines": prior,
         "line1_start": _days_to_dates(np.where(has_l1, l1_start, _NEG)),
         "line1_end": _days_to_dates(np.where(has_l1, l1_end, _NEG)),
@@ -246,7 +247,7 @@ def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.nda
         "early_relapse": _booleans(early, both),
         "primary_refractory": _booleans(refractory, both),
         "progressed_after_last_line": progressed,
-        "progression_evidence": string_array(_evidence_text(ev_bits, ev_day)),
+        "progression_evidence": TextColumn(_evidence_text(ev_bits, ev_day)),
     }
     for i, cls in enumerate(tables["classes"]):
         columns[f"exposed_{config.exposure_classes[cls]}"] = (exposure & (1 << i)) != 0
@@ -260,7 +261,7 @@ def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.nda
     columns["car_t_date"] = _days_to_dates(cart_day)
     columns["days_since_last_line_start"] = _integers(asof - last_start, has_any)
     columns["days_since_last_treatment"] = _integers(asof - last_treat, has_any & (last_treat > _NEG))
-    columns["line1_regimen"] = string_array(first_line)
+    columns["line1_regimen"] = TextColumn(first_line)
     return columns
 
 

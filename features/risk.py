@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.catalog import DISEASE_LEVELS, FEATURE_NAMES, PAYER_LEVELS, SEX_LEVELS, UTILISATION_WINDOWS_DAYS
 from features.codelists import CodeLists
-from features.columns import columns_of, frame_from_columns, n_rows, positions, string_array, to_numpy
+from features.columns import columns_of, frame_from_columns, n_rows, object_values, positions, string_array, to_numpy
 from features.comorbidity import CharlsonCodes, score_charlson
 from features.events import day_numbers
 
@@ -280,17 +280,18 @@ def _add_event_counts(
     columns: dict, events: pd.DataFrame, keys: pd.Index, as_of_day: np.ndarray, tagger: CodeTagger, charlson: CharlsonCodes
 ) -> None:
     n = len(keys)
-    member = positions(keys, events["person_id"].to_numpy(dtype=object), "as_of")
+    events = columns_of(events)
+    member = positions(keys, object_values(events, "person_id", None), "as_of")
     inside = member >= 0
     day = day_numbers(events["date"])
     age = np.where(inside, as_of_day[np.maximum(member, 0)] - day, -1)
     inside &= (age >= 0) & (age < _MAX_AGE)
-    system = events["code_system"].to_numpy(dtype=object, na_value="")
-    code = events["code"].to_numpy(dtype=object, na_value="")
+    system = object_values(events, "code_system", "")
+    code = object_values(events, "code", "")
     tag = _tag_events(system, code, tagger)
 
-    kind = events["kind"].to_numpy(dtype=object, na_value="")
-    setting = events["setting"].to_numpy(dtype=object, na_value="")
+    kind = object_values(events, "kind", "")
+    setting = object_values(events, "setting", "")
     counted = (
         ("ip_admits", kind == "inpatient_stay", UTILISATION_WINDOWS_DAYS),
         ("ed_visits", (setting == "ed") & (kind != "enrollment"), UTILISATION_WINDOWS_DAYS),

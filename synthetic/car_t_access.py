@@ -24,7 +24,6 @@ from datetime import date
 from functools import cache
 
 import numpy as np
-import pandas as pd
 
 from features.codelists import load_codelists
 

@@ -235,12 +235,20 @@ class CourseSimulator:
             self.sink.inpatient(p.person, day - los, day, [self.dx(p, day - los, "relapse"), "R5081"], drg, [("0120", None, los, los * 2600.0)])
 
     # ---- regimen choice ------------------------------------------------------------------
-    def choose(self, p: Patient, line: int, day: int, prior: set[str]) -> tuple[str, dict, bool, str | None]:
-        """(regimen, drug substitutions, autologous SCT planned, maintenance regimen)."""
+    def choose(self, p: Patient, line: int, day: int, prior: set[str], failed: frozenset[str] = frozenset()) -> tuple[str, dict, bool, str | None]:
+        """(regimen, drug substitutions, autologous SCT planned, maintenance regimen).
+
+        A regimen that already failed (``failed``, regimen names) is not given again while another
+        option exists: oncologists switch after progression, and a repeat of the same drugs is, by
+        the line-of-therapy rules, a continuation that claims cannot tell from the failed line.
+        """
         rng, age, frail = self.rng, p.age(day), p.frailty
         fit = age < 70 and frail < 1.0
         avail = lambda name: day >= cart.day_of(REGIMENS[name].available)  # noqa: E731
-        pick = lambda options: options[int(rng.integers(0, len(options)))]  # noqa: E731
+
+        def pick(options: list[str]) -> str:
+            fresh = [o for o in options if o not in failed] or options
+            return fresh[int(rng.integers(0, len(fresh)))]
         btki = {"ibrutinib": pick([b for b in BTKI if b not in prior] or list(BTKI))}
         d = p.disease
         if d == "LBCL":
@@ -352,7 +360,7 @@ class CourseSimulator:
         line, end_of_1l = 0, None
         while day <= p.horizon and line < MAX_LINES:
             line += 1
-            name, substitute, sct, maintenance = self.choose(p, line, day, prior)
+            name, substitute, sct, maintenance = self.choose(p, line, day, prior, frozenset(ln[4] for ln in truth.lines))
             regimen = REGIMENS[name]
             k = min(line, 3) - 1
             p_prog, median, sigma = RESPONSE[p.disease][k]
@@ -475,7 +483,7 @@ class CourseSimulator:
         if rng.random() < 0.5 or day > p.horizon:
             self.die(p, truth, progression + int(rng.lognormal(np.log(120), 0.6)))
             return True
-        name, substitute, _, _ = self.choose(p, max(line, 3), day, prior)
+        name, substitute, _, _ = self.choose(p, max(line, 3), day, prior, frozenset(ln[4] for ln in truth.lines))
         last, given, _ = self.administer(p, REGIMENS[name], day, None if not REGIMENS[name].continuous else day + 200, substitute)
         truth.lines.append((line + 1, day, last, sorted(given), name, False, False))
         self.die(p, truth, last + int(rng.lognormal(np.log(90), 0.6)))

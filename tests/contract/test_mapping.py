@@ -133,3 +133,27 @@ def test_no_claims_gives_enrollment_only():
     """A member with eligibility and no claims has only enrollment events."""
     events, persons = _map()
     assert events["kind"].tolist() == ["enrollment"] and len(persons) == 1
+
+
+def test_mapping_output_is_already_conformed():
+    """The frames come out in the event model's dtypes and vocabulary: conform_events and conform_persons change nothing."""
+    from features.events import conform_events, conform_persons
+
+    common = dict(claim_type="institutional", place_of_service_code="", bill_type_code="0111", admission_date="2023-07-01", discharge_date="2023-07-05", drg_code="18", drg_code_type="ms-drg")
+    lines = [medical_line("C1", 1, revenue_center_code="450", procedure_code_1="xw033h7", **common), medical_line("C1", 2, hcpcs_code="j9312", **common), medical_line("C2", 1, person_id="P2")]
+    events, persons = _map(lines, [fill(days_supply="30"), fill(claim_id="R2", days_supply="0")], [span("P1"), span("P2", death_date="2024-06-01")])
+    pd.testing.assert_frame_equal(conform_events(events), events)
+    pd.testing.assert_frame_equal(conform_persons(persons), persons)
+
+
+def test_object_columns_and_date_objects_map_like_text():
+    """Object-dtype frames holding date objects (how the API lays out a request) give the same events as text frames."""
+    import datetime
+
+    lines = [medical_line("C1", 1, diagnosis_code_2="D70.1"), medical_line("C2", 1, hcpcs_code="J9312", claim_start_date="2023-06-01", claim_end_date="2023-06-01")]
+    text = _map(lines, [fill(days_supply="30")])
+    as_objects = [{k: (datetime.date.fromisoformat(v) if k.endswith("_date") and v else v) for k, v in row.items()} for row in lines]
+    elig = pd.DataFrame([span("P1")]).astype(object)
+    mapped = claims_to_events(elig, pd.DataFrame(as_objects).astype(object), pd.DataFrame([fill(days_supply=30)]).astype(object), load_codelists())
+    pd.testing.assert_frame_equal(mapped[0], text[0])
+    pd.testing.assert_frame_equal(mapped[1], text[1])

@@ -97,3 +97,13 @@ def test_label_text_only_tecartus_mcl_and_kymriah_b_all():
     assert "tisagenlecleucel" not in {r.product for r in cart.eligible_labels(first_relapse, day)}
     refractory = cart.History("B_ALL", 25.9, 1, True, False, frozenset(), False, primary_refractory=True)
     assert "tisagenlecleucel" in {r.product for r in cart.eligible_labels(refractory, day)}
+
+
+def test_failed_regimen_is_not_repeated_while_another_option_exists():
+    """After five third-line LBCL regimens failed, the only unused one is chosen; with all used, one is still chosen."""
+    sim, p = simulator(), patient(age=60.0)
+    day = cart.day_of("2024-01-10")
+    tried = {"Glofitamab", "Epcoritamab", "Loncastuximab tesirine", "Pola-BR", "R-GemOx"}
+    for _ in range(20):
+        assert sim.choose(p, 3, day, set(), frozenset(tried))[0] == "Tafasitamab + lenalidomide"
+    assert sim.choose(p, 3, day, set(), frozenset(tried | {"Tafasitamab + lenalidomide"}))[0] in tried | {"Tafasitamab + lenalidomide"}

@@ -138,3 +138,15 @@ def test_long_input_without_as_of_is_rejected(trained):
     with pytest.raises(InputShapeError, match="rows"):
         split_long_input(bad)
     assert results_to_frame([]).columns.tolist() == list(OUTPUT_COLUMNS)
+
+
+def test_label_schedule_is_reported_on_the_test_rows(trained, tmp_path):
+    """The run judges its test rows by the later label versions too, counts the label-change-only
+    positives, and the model card states which definition the label uses."""
+    schedule = trained.report.label_schedule
+    test = trained.test_examples
+    assert schedule["counts"]["label_change_only"] == test["label_change_only"].sum()
+    assert schedule["counts"]["positives_outcome_rules"] == test["label_outcome_rules"].sum()
+    assert set(schedule) == {"counts", "lightgbm", "rules_only", "logistic_regression"}
+    card = trained.render_model_card("run-y", "3")
+    assert "label versions in force on the index date" in card and "Label schedule" in card
