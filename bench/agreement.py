@@ -241,9 +241,9 @@ def assign_causes(pairs: pd.DataFrame, truth_lines: pd.DataFrame, truth_persons:
             causes.append("")
         elif pd.notna(died) and pd.notna(row.derived_date) and row.derived_date > died and (row.side == "right_only" or months != 0):
             causes.append("derived after the member's death (the engine does not check death before as_of)")
-        elif (row.disease in LYMPHOMAS and (row.side == "right_only" or months < 0) and pd.notna(row.derived_date)
-              and row.derived_date >= FY2025_MONTH_END and any(0 <= (row.derived_date - pd.Timestamp(d)).days <= 62 for d in starts)):
-            causes.append("FY2025 remission codes: active-disease code on a new line's claims read as progression after that line")
+        elif ((row.side == "right_only" or months < 0) and pd.notna(row.derived_date) and (row.disease not in LYMPHOMAS or row.derived_date >= FY2025_MONTH_END)
+              and any(0 <= (row.derived_date - pd.Timestamp(d)).days <= 62 for d in starts)):
+            causes.append("remission code before a new line, active code on its claims: read as progression after the new line")
         elif row.side == "left_only" and pd.notna(infused) and infused <= row.truth_date:
             causes.append("after CAR T: the engine does not count the CAR T line as a prior line")
         elif row.disease == "MM" and row.product == "ciltacabtagene autoleucel" and (row.side == "left_only" or months > 0):
@@ -296,8 +296,9 @@ CAUSE_NOTES = [
     "count the CAR T line among prior lines. Engine (features/).",
     "* *derived after death*: the engine evaluated at an `as_of` after the member's death still flags eligibility. Engine (features/); "
     "a dead member should not be flagged.",
-    "* *FY2025 remission codes*: follow-up visits carry the remission code (C83.3A ...) from FY2025; the active-disease code on the "
-    "claims of the line that treats the relapse is read as progression after that new line, one line too early. Engine (features/).",
+    "* *remission code before a new line*: follow-up visits carry the remission code (myeloma C90.01 always, lymphoma C83.3A ... "
+    "from FY2025); the active-disease code on the claims of the line that treats the relapse is read as progression after that "
+    "new line, one line too early. Engine (features/): the remission code should also postdate the last line's start.",
     "* *unknown criteria open*: the engine flags eligibility while a criterion is unknown (e.g. Kymriah at a first B-ALL relapse "
     "before line 2 shows whether line 1 was refractory); the truth knows it is not met. Scoring decision: unknowns count as "
     "eligible (the engine's flag), so these are false positives by design of the flag.",

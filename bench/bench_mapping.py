@@ -14,7 +14,7 @@ time much less.
 * batch: a ``cartscout synth`` population (``--members``, default 20,000), validated once
   (untimed), then ``claims_to_events`` over all of it; time per member and peak resident memory.
 
-Usage: python bench/bench_mapping.py [--baseline REV] [--calls 400] [--rounds 4] [--members 20000]
+Usage: python bench/bench_mapping.py [--baseline REV (default 3649ad2, before the NumPy mapping)] [--calls 400] [--rounds 4] [--members 20000]
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", default="HEAD", help="git revision to compare against (exported with git archive)")
+    parser.add_argument("--baseline", default="3649ad2", help="git revision to compare against (default: the last one with the pandas mapping)")
     parser.add_argument("--calls", type=int, default=400, help="calls per stage per tree per round")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--members", type=int, default=20_000)

@@ -129,8 +129,14 @@ def score(
         resume=resume, spark_master=spark_master, chunk_members=chunk_members, ndc_crosswalk=ndc_crosswalk, centers=centers,
         show_progress=progress,
     )
+    from service.batch.outputs import RunStateError
+
     with _contract_errors():
-        summary = score_directory(options)
+        try:
+            summary = score_directory(options)
+        except RunStateError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(code=1) from None
     typer.echo(summary.render())
 
 

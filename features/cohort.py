@@ -66,7 +66,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from features.codelists import CodeLists, normalise_code
-from features.columns import STR, TextColumn, columns_of, frame_from_columns
+from features.columns import STR, TextColumn, columns_of, frame_from_columns, positions
 from features.memo import IdentityMemo
 
 COHORT_COLUMNS = (
@@ -255,8 +255,8 @@ def _person_positions(person_id: pa.Array, ids: pd.Index) -> np.ndarray:
     if len(person_id) == 0 or len(ids) == 0:
         return np.full(len(person_id), -1, dtype=np.int64)
     index, uniques = _encode(person_id)
-    positions = np.append(ids.get_indexer(uniques), -1)
-    return positions[index]
+    where = np.append(positions(ids, np.asarray(uniques, dtype=object), "as_of"), -1)
+    return where[index]
 
 
 def _strings(values: np.ndarray) -> pd.api.extensions.ExtensionArray:

@@ -25,6 +25,7 @@ _SMALL_KEYS = 4096
 
 Columns = Mapping[str, object]
 _UNSET_TEXT = object()
+_COLUMN_INDEXES: dict[tuple[str, ...], pd.Index] = {}
 
 
 def string_array(values, dtype: pd.StringDtype = STRING) -> pd.api.extensions.ExtensionArray:
@@ -113,7 +114,12 @@ def frame_from_columns(columns: Columns, n_rows: int) -> pd.DataFrame:
         for row, i in enumerate(at):
             stacked[row] = values_list[i]
         blocks.append((stacked, np.array(at, dtype=np.intp)))
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n_rows), columns=pd.Index(names))
+    key = tuple(names)
+    labels = _COLUMN_INDEXES.get(key)
+    if labels is None:
+        labels = _COLUMN_INDEXES[key] = pd.Index(names)
+    # a shallow copy per frame: the labels are shared, but setting ``columns.name`` stays local
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n_rows), columns=labels.copy())
 
 
 def columns_of(source: pd.DataFrame | Columns) -> Columns:

@@ -55,7 +55,7 @@ import pandas as pd
 from numba import njit
 
 from features.codelists import CodeLists
-from features.columns import TextColumn, columns_of, frame_from_columns, n_rows, object_column, object_values, to_numpy
+from features.columns import TextColumn, columns_of, frame_from_columns, n_rows, object_column, object_values, positions, to_numpy
 from features.events import day_numbers
 from features.lot_config import DISEASES, LotConfig
 from features.memo import IdentityMemo
@@ -338,18 +338,6 @@ def segments(person_codes: np.ndarray, n_persons: int) -> np.ndarray:
     seg = np.zeros(n_persons + 1, dtype=np.int64)
     np.cumsum(np.bincount(person_codes, minlength=n_persons), out=seg[1:])
     return seg
-
-
-def positions(index: pd.Index, persons: np.ndarray, name: str) -> np.ndarray:
-    """Position of each person in a person-indexed series' index (-1 when absent)."""
-    if len(index) <= 64 and len(persons) <= 64:
-        lookup = {key: i for i, key in enumerate(index.tolist())}
-        if len(lookup) != len(index):
-            raise ValueError(f"{name} has duplicated person_id index values")
-        return np.array([lookup.get(p, -1) for p in persons], dtype=np.int64)
-    if not index.is_unique:
-        raise ValueError(f"{name} has duplicated person_id index values")
-    return index.get_indexer(persons).astype(np.int64)
 
 
 def align_to_persons(series: pd.Series, persons: np.ndarray, name: str) -> np.ndarray:

@@ -26,7 +26,7 @@ import pandas as pd
 from features.catalog import FEATURE_SET_VERSION
 from features.codelists import CodeLists
 from features.cohort import CohortConfig, cohort_columns
-from features.columns import columns_of, frame_from_columns, n_rows, positions, string_array, to_numpy
+from features.columns import columns_of, frame_from_columns, n_rows, object_values, positions, string_array, to_numpy
 from features.comorbidity import load_charlson_codes
 from features.eligibility import EligibilityRules, eligibility_columns, load_rules
 from features.events import clip_to_as_of
@@ -91,7 +91,7 @@ def build_features(
     keys = as_of.index
     clipped = clip_to_as_of(events, as_of) if len(as_of) else events.iloc[:0]
     clipped = columns_of(clipped)  # each event column is read from the frame once, for every step
-    persons = _clip_persons(persons, as_of)
+    persons = columns_of(_clip_persons(persons, as_of))  # read once for eligibility, distance and risk
     rules = rules if rules is not None else load_rules()
 
     # The steps hand each other column arrays; each output DataFrame is built once, at the end.
@@ -103,8 +103,8 @@ def build_features(
 
     distance = None
     if centers is not None and zip_centroids is not None:
-        rows = positions(pd.Index(persons["person_id"].to_numpy(dtype=object), dtype=object), keys.to_numpy(dtype=object), "persons")
-        zips = persons["zip_code"].to_numpy(dtype=object, na_value=None)[np.maximum(rows, 0)]
+        rows = positions(pd.Index(object_values(persons, "person_id"), dtype=object), keys.to_numpy(dtype=object), "persons")
+        zips = object_values(persons, "zip_code", None)[np.maximum(rows, 0)]
         zips = np.where(rows >= 0, zips, None)
         coords = centers if isinstance(centers, np.ndarray) else locate_centers(centers, zip_centroids)
         distance = nearest_center_miles(zips, zip_centroids, coords)

@@ -127,6 +127,22 @@ def compute_rank_metrics(examples: pd.DataFrame, score: np.ndarray, top_k_fracti
     }
 
 
+def compare_auprc(examples: pd.DataFrame, model_score: np.ndarray, baseline_score: np.ndarray, settings: EvaluationSettings) -> dict[str, float]:
+    """AUPRC of the model minus the baseline's on the same rows, with a paired person-level
+    bootstrap interval: whether "beats the baseline" is more than resampling noise."""
+    y = examples["label"].to_numpy(dtype=float)
+    a, b = np.asarray(model_score, dtype=float), np.asarray(baseline_score, dtype=float)
+
+    def difference(y_rows: np.ndarray, rows: np.ndarray) -> float:
+        rows = rows.astype(np.int64)
+        return compute_auprc(y_rows, a[rows]) - compute_auprc(y_rows, b[rows])
+
+    low, high = compute_bootstrap_ci(
+        difference, y, np.arange(y.size, dtype=float), examples["person_id"].to_numpy(), settings.bootstrap_replicates, seed=settings.seed
+    )
+    return {"auprc_difference": difference(y, np.arange(y.size)), "auprc_difference_ci_low": low, "auprc_difference_ci_high": high}
+
+
 def compute_subgroup_table(
     examples: pd.DataFrame, probability: np.ndarray, top_k_fraction: float
 ) -> pd.DataFrame:
@@ -235,6 +251,7 @@ def evaluate_test_set(
     )
     for name, score in (baselines or {}).items():
         report.baselines[name] = compute_rank_metrics(examples, score, top_k_fraction)
+        report.baselines[name].update(compare_auprc(examples, p, score, settings))
     if {"label_outcome_rules", "label_index_rules", "label_change_only"} <= set(examples.columns):
         report.label_schedule = compare_label_definitions(examples, {"lightgbm": p, **(baselines or {})}, top_k_fraction)
     if "truth_label" in examples.columns and examples["truth_label"].notna().all():

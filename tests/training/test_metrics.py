@@ -156,3 +156,20 @@ def test_lead_time_from_first_flag_before_candidacy():
     flagged = np.array([False, True, True, False, True])
     lead = compute_lead_times(examples, flagged)
     assert lead.to_dict() == {"a": 61.0}
+
+
+def test_paired_auprc_difference_is_zero_for_the_same_scores_and_signed_otherwise():
+    """Model-minus-baseline AUPRC is exactly 0 (interval included) for identical scores, and
+    positive with a positive interval when the baseline ranks at random."""
+    from training.evaluation import compare_auprc
+    from training.settings import EvaluationSettings
+
+    rng = np.random.default_rng(5)
+    y = (rng.uniform(size=600) < 0.1).astype(int)
+    examples = pd.DataFrame({"label": y, "person_id": [f"p{i // 3}" for i in range(600)]})
+    good = y + rng.normal(0, 0.5, size=600)
+    settings = EvaluationSettings(bootstrap_replicates=60)
+    same = compare_auprc(examples, good, good, settings)
+    assert same["auprc_difference"] == 0 and same["auprc_difference_ci_low"] == 0 and same["auprc_difference_ci_high"] == 0
+    better = compare_auprc(examples, good, rng.uniform(size=600), settings)
+    assert better["auprc_difference"] > 0 and better["auprc_difference_ci_low"] > 0
