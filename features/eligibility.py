@@ -222,6 +222,10 @@ class _Members:
         self.failed = {cls: t.flag(CLASS_EXPOSURE[cls][0].replace("exposed_", "failed_", 1)) for cls in classes}
         self.car_t = t.flag("car_t_received")
         self.car_t_date = t.dates("car_t_date")
+        people = _Aligned(persons, ids, "persons")
+        death = people.dates("death_date") if "death_date" in people.columns else np.full(self.n, np.datetime64("NaT"), "datetime64[D]")
+        self.dead = ~np.isnat(death) & (death <= self.as_of)
+        self.death = death
 
 
 class _Aligned:
@@ -541,6 +545,7 @@ def eligibility_columns(persons, cohort, treatment, as_of: pd.Series, rules: Eli
             missing[rows, j] = _as_objects(lists[_MISSING])
             unknown[rows, j] = _as_objects(lists[_UNKNOWN])
             hint[rows, j] = _hint(rule, blocking)
+    _exclude_deceased(m, eligible, missing)
     columns = {
         "person_id": TextColumn(np.repeat(m.ids.to_numpy(dtype=object), p), STR),
         "product": TextColumn(np.tile(np.array(products, dtype=object), n), STR),
@@ -553,6 +558,15 @@ def eligibility_columns(persons, cohort, treatment, as_of: pd.Series, rules: Eli
         "rules_version": TextColumn(np.full(n * p, version, dtype=object), STR),
     }
     return columns
+
+
+def _exclude_deceased(m: "_Members", eligible: np.ndarray, missing: np.ndarray) -> None:
+    """A member who died on or before the evaluation date is no candidate, whatever the label says."""
+    for i in np.flatnonzero(m.dead):
+        reason = f"died on {np.datetime_as_string(m.death[i], unit='D')}"
+        eligible[i, :] = False
+        for j in range(missing.shape[1]):
+            missing[i, j] = [*missing[i, j], reason]  # a new list: rows may share their reason lists
 
 
 def _as_objects(lists: list[list[str]]) -> np.ndarray:

@@ -130,6 +130,16 @@ class TrainingResult:
             if not not_beaten
             else f"**LightGBM does not beat {' and '.join(not_beaten)} on AUPRC on this test set**; see the run's metrics before relying on it."
         )
+        intervals = [
+            f"{name.replace('_', ' ')} {b['auprc_difference']:+.3f} (95% CI {b['auprc_difference_ci_low']:+.3f} to {b['auprc_difference_ci_high']:+.3f})"
+            for name, b in self.report.baselines.items()
+            if "auprc_difference" in b
+        ]
+        if intervals:
+            noise = [name for name, b in self.report.baselines.items() if "auprc_difference" in b and not b["auprc_difference_ci_low"] > 0]
+            verdict += " AUPRC difference, LightGBM minus baseline, with a paired person-level bootstrap interval: " + "; ".join(intervals) + "."
+            if noise:
+                verdict += f" Against {' and '.join(n.replace('_', ' ') for n in noise)} the interval includes zero: the advantage is not distinguishable from resampling noise."
         baseline_rows = [
             f"| LightGBM (calibrated) | {m['auroc']:.3f} | {m['auprc']:.3f} | {m['recall_at_top_k']:.3f} | {m['ppv_at_top_k']:.3f} |"
         ]

@@ -49,7 +49,11 @@ def rules():
 def assess(rules, members: list[dict]) -> pd.DataFrame:
     """Build persons/cohort/treatment/as_of frames from compact member dicts and assess them."""
     persons = pd.DataFrame(
-        {"person_id": [m["id"] for m in members], "birth_date": pd.to_datetime([m.get("born", "1960-01-01") for m in members])}
+        {
+            "person_id": [m["id"] for m in members],
+            "birth_date": pd.to_datetime([m.get("born", "1960-01-01") for m in members]),
+            "death_date": pd.to_datetime([m.get("died") for m in members]),
+        }
     )
     cohort = pd.DataFrame(
         {
@@ -445,3 +449,16 @@ def test_one_line_progression_timing_is_bounded_by_as_of(rules):
     assert "relapsed within 12 months of first-line R-CHOP" in text(soon.criteria_met)
     later = row(out, "later", AXI)
     assert later.eligible and "cannot be judged" in text(later.criteria_unknown)
+
+
+def test_a_member_who_died_before_the_evaluation_date_is_not_eligible(rules):
+    """Death on or before as_of makes every product ineligible and says so; a later death does not count."""
+    out = assess(rules, [
+        {"id": "dead", "disease": "LBCL", "subtype": "DLBCL NOS", "treatment": LBCL_3L, "died": "2025-03-01"},
+        {"id": "alive", "disease": "LBCL", "subtype": "DLBCL NOS", "treatment": LBCL_3L, "died": "2025-09-01"},
+    ])
+    dead = row(out, "dead", AXI)
+    assert not dead.eligible
+    assert "died on 2025-03-01" in text(dead.criteria_missing)
+    assert not out.loc[out["person_id"] == "dead", "eligible"].any()
+    assert row(out, "alive", AXI).eligible
