@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.codelists import CodeLists
 from models.artifact import LoadedModel
 
 STATUSES = ("eligible_now", "likely_soon", "watch", "unlikely", "already_treated", "not_in_cohort")
@@ -138,6 +139,7 @@ def score_members(
     *,
     zip_centroids: pd.DataFrame | None = None,
     num_threads: int = 0,
+    codes: CodeLists | None = None,
 ) -> list[dict]:
     """One result per member of ``as_of`` (same order): status, calibrated score, eligibility per
     product with reasons, lines of therapy and the top contributing factors.
@@ -145,7 +147,9 @@ def score_members(
     ``events``/``persons`` are in the event model (``features.events``); ``as_of`` is indexed by
     person_id. ``centers`` (name, zip, latitude, longitude) enables the distance feature and
     defaults to the centre list the model was trained with; ZIP centroids default to the
-    packaged table.
+    packaged table. ``codes`` defaults to the model's own code lists; a batch run passes the code
+    lists of the delivery it reads, which carry that payer's NDC crosswalk, so oral drugs are
+    recognised with the operator's mapping rather than the one the model was trained with.
     """
     from features.pipeline import build_features
 
@@ -155,7 +159,7 @@ def score_members(
         from features.geography import load_zip_centroids
 
         zip_centroids = model.zip_centroids = load_zip_centroids()
-    fs = build_features(events, persons, as_of, model.codes, centers=centers, zip_centroids=zip_centroids, rules=model.rules)
+    fs = build_features(events, persons, as_of, codes if codes is not None else model.codes, centers=centers, zip_centroids=zip_centroids, rules=model.rules)
     keys = pd.Index(fs.features["person_id"].astype("string"))
     matrix = fs.features[list(model.spec.feature_names)].to_numpy(dtype=np.float64)
 

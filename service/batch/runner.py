@@ -320,7 +320,8 @@ def score_contract_directory(data_dir: Path, model, as_of: date, *, ndc_crosswal
         return PART_SCHEMA.empty_table(), quarantined
     as_of_series = pd.Series(pd.Timestamp(as_of), index=pd.Index(persons["person_id"], name="person_id")).astype("datetime64[s]")
     tick = time.perf_counter()
-    scored = score_members(model, contract.events, persons, as_of_series, centers=contract.centers, top_reasons=TOP_REASONS)
+    scored = score_members(model, contract.events, persons, as_of_series, centers=contract.centers, top_reasons=TOP_REASONS,
+                           codes=contract.codes)
     timings["score"] = timings.get("score", 0.0) + time.perf_counter() - tick
     tick = time.perf_counter()
     eligible = [r["person_id"] for r in scored if r["status"] == "eligible_now"]

@@ -155,3 +155,27 @@ def test_failed_reload_keeps_the_current_model(settings, model_dir, api_headers)
         reload = client.post("/admin/model/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
         assert reload.status_code == 200 and reload.json()["swapped"] is False and reload.json()["model_version"] == "1"
         assert client.post("/v1/score", json=relapsed_dlbcl_member(), headers=api_headers).status_code == 200
+
+
+def test_score_members_reads_oral_drugs_with_the_code_lists_it_is_given(model_dir):
+    """A delivery's own NDC crosswalk, passed as ``codes``, decides which fills are anticancer drugs."""
+    import pandas as pd
+
+    from features.events import conform_events, conform_persons
+    from models.artifact import artifact_paths, load_model_files
+    from models.scoring import score_members
+
+    model = load_model_files(artifact_paths(model_dir), version="1", source="test artifact")
+    ndc = "99999000111"  # a test-only labeler; only the delivery's crosswalk names it
+    fills = [("drug_fill", f"2024-{m:02d}-01", "ndc", ndc) for m in range(1, 13)]
+    dx = [("diagnosis", "2023-12-01", "icd10cm", "C9110"), ("diagnosis", "2024-01-05", "icd10cm", "C9110")]
+    rows = [dict(person_id="p1", kind=k, date=d, code_system=s, code=c, setting="office" if k == "diagnosis" else "pharmacy",
+                 days_supply=30 if k == "drug_fill" else None) for k, d, s, c in dx + fills]
+    events = conform_events(pd.DataFrame(rows))
+    persons = conform_persons(pd.DataFrame({"person_id": ["p1"], "birth_date": pd.to_datetime(["1950-01-01"]), "sex": ["male"]}))
+    as_of = pd.Series(pd.to_datetime(["2025-01-01"]), index=["p1"])
+    without = score_members(model, events, persons, as_of)[0]
+    crosswalk = pd.DataFrame({"ndc_code": [ndc], "generic": ["ibrutinib"]})
+    with_xw = score_members(model, events, persons, as_of, codes=model.codes.with_ndc_crosswalk(crosswalk))[0]
+    assert without["lines_of_therapy"] == []
+    assert [line["drugs"] for line in with_xw["lines_of_therapy"]] == [["ibrutinib"]]
