@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 DEMO_MEMBERS ?= 20000
 DEMO_ENRICHMENT ?= 50
 # The demo keeps its own embedded MLflow store (SQLite + artifact folder) inside DEMO_DIR.
-DEMO_MLFLOW := sqlite:///$(CURDIR)/$(DEMO_DIR)/mlflow.db
+DEMO_MLFLOW := sqlite:///$(abspath $(DEMO_DIR))/mlflow.db
 
 .PHONY: install demo test clean lock
 
@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/cartscout synth --members $(DEMO_MEMBERS) --seed 7 --cancer-enrichment $(DEMO_ENRICHMENT) --out $(DEMO_DIR)/data
 	$(BIN)/cartscout validate --data $(DEMO_DIR)/data --quarantine $(DEMO_DIR)/quarantine
-	cd $(DEMO_DIR) && MLFLOW_TRACKING_URI=$(DEMO_MLFLOW) ../$(BIN)/cartscout train --data data
-	cd $(DEMO_DIR) && (MLFLOW_TRACKING_URI=$(DEMO_MLFLOW) ../$(BIN)/cartscout promote challenger --reason "make demo" \
-	  || MLFLOW_TRACKING_URI=$(DEMO_MLFLOW) ../$(BIN)/cartscout promote challenger --force --reason "make demo: first model on a small synthetic population")
+	cd $(DEMO_DIR) && MLFLOW_TRACKING_URI=$(DEMO_MLFLOW) $(CURDIR)/$(BIN)/cartscout train --data data
+	cd $(DEMO_DIR) && (MLFLOW_TRACKING_URI=$(DEMO_MLFLOW) $(CURDIR)/$(BIN)/cartscout promote challenger --reason "make demo" \
+	  || MLFLOW_TRACKING_URI=$(DEMO_MLFLOW) $(CURDIR)/$(BIN)/cartscout promote challenger --force --reason "make demo: first model on a small synthetic population")
 	MLFLOW_TRACKING_URI=$(DEMO_MLFLOW) $(BIN)/cartscout score --data $(DEMO_DIR)/data --out $(DEMO_DIR)/scores --no-progress
 	@echo ""
 	@echo "Worklist: $(DEMO_DIR)/scores/worklist.csv   report: $(DEMO_DIR)/scores/report.html"
