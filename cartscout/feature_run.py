@@ -24,20 +24,10 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import FEATURE_SET_VERSION
+from features.eligibility import ELIGIBILITY_COLUMNS
 
 CHUNK_MEMBERS = 20_000
 COHORT_OUTPUT_COLUMNS = ("person_id", "disease", "subtype", "first_dx_date", "in_cohort", "exclusion")
-ELIGIBILITY_OUTPUT_COLUMNS = (
-    "person_id",
-    "product",
-    "indication",
-    "eligible",
-    "criteria_met",
-    "criteria_missing",
-    "criteria_unknown",
-    "first_eligible_hint",
-    "rules_version",
-)
 
 
 @dataclass
@@ -216,10 +206,10 @@ def _cohort_for_all(cohort: pd.DataFrame, members: pd.Index) -> pd.DataFrame:
 def _eligibility_for_cohort(eligibility: pd.DataFrame, cohort: pd.DataFrame) -> pd.DataFrame:
     """The pipeline's one row per member and product, kept for cohort members only."""
     if len(eligibility) == 0:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in ELIGIBILITY_OUTPUT_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in ELIGIBILITY_COLUMNS})
     members = cohort.loc[cohort["in_cohort"], "person_id"]
     frame = eligibility[eligibility["person_id"].isin(members)]
-    return frame[[c for c in ELIGIBILITY_OUTPUT_COLUMNS if c in frame.columns]].reset_index(drop=True)
+    return frame[[c for c in ELIGIBILITY_COLUMNS if c in frame.columns]].reset_index(drop=True)
 
 
 def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
