@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
-DEMO_MEMBERS ?= 20000
+DEMO_MEMBERS ?= 60000
 DEMO_ENRICHMENT ?= 50
 # The demo keeps its own embedded MLflow store (SQLite + artifact folder) inside DEMO_DIR.
 DEMO_MLFLOW := sqlite:///$(abspath $(DEMO_DIR))/mlflow.db
@@ -17,7 +17,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,spark]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,spark,tune]"
 	touch $@
 
 demo: $(STAMP)
