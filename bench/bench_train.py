@@ -130,7 +130,7 @@ def main() -> None:
         f"Population: {members:,} synthetic members, cancer enrichment x{args.enrichment:g} (haematological malignancies oversampled), seed {args.seed}; "
         f"{cohort:,} members in the cohort at the end of the data; horizon {config.outcome.horizon_days} days, landmarks every {config.population.landmark_interval_days} days, "
         f"{example_set.extra.get('grid_evaluations', 0):,} (member, date) pipeline evaluations plus {example_set.extra.get('older_label_evaluations', 0):,} re-judged by older label versions.  ",
-        f"Examples: " + ", ".join(f"{k} {v:,}" for k, v in result.split_counts.items()) + f"; registered version {registered.version} (throw-away store).",
+        "Examples: " + ", ".join(f"{k} {v:,}" for k, v in result.split_counts.items()) + f"; registered version {registered.version} (throw-away store).",
         "",
         "## Cost",
         "",

@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from features.codelists import eleven_digit_ndc
+
 _ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?$")
 _HCPCS = re.compile(r"^(?:[A-Z][0-9]{4}|[0-9]{4}[0-9A-Z])$")
 _ICD10PCS = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
-_NDC_DASHED = re.compile(r"^(\d{4,5})-(\d{3,4})-(\d{1,2})$")
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)
 # Distinct codes remembered per format: real traffic repeats a few thousand codes, so a request
 # or a batch chunk pays the pattern once per code per process, not once per call. Bounded.
@@ -64,34 +65,28 @@ def _by_unique(values: pd.Series, normalise: Callable[[str], str | None]) -> tup
 
 
 @lru_cache(maxsize=_CACHE)
-def _icd10cm(code: str) -> str | None:
+def clean_icd10cm(code: str) -> str | None:
+    """The dotless upper-case ICD-10-CM code, or None when the value does not have that shape."""
     code = code.upper()
     return code.replace(".", "") if _ICD10CM.match(code) else None
 
 
 @lru_cache(maxsize=_CACHE)
-def _hcpcs(code: str) -> str | None:
+def clean_hcpcs(code: str) -> str | None:
+    """The upper-case HCPCS Level II / CPT code, or None when the value does not have that shape."""
     code = code.upper()
     return code if _HCPCS.match(code) else None
 
 
 @lru_cache(maxsize=_CACHE)
-def _icd10pcs(code: str) -> str | None:
+def clean_icd10pcs(code: str) -> str | None:
+    """The upper-case ICD-10-PCS code, or None when the value does not have that shape."""
     code = code.upper()
     return code if _ICD10PCS.match(code) else None
 
 
-@lru_cache(maxsize=_CACHE)
-def _ndc(code: str) -> str | None:
-    if code.isdigit():
-        return code if len(code) == 11 else None
-    m = _NDC_DASHED.match(code)
-    if not m:
-        return None
-    labeler, product, package = m.groups()
-    if len(labeler) + len(product) + len(package) not in (10, 11):
-        return None
-    return labeler.zfill(5) + product.zfill(4) + package.zfill(2)
+# The one NDC rule lives with the code lists (the operator's crosswalk uses it too).
+clean_ndc = lru_cache(maxsize=_CACHE)(eleven_digit_ndc)
 
 
 def _revenue(code: str) -> str | None:
@@ -115,22 +110,22 @@ def _drg(code: str) -> str | None:
 
 def normalise_icd10cm(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Dotless upper-case ICD-10-CM; malformed where the shape is not ICD-10-CM."""
-    return _by_unique(values, _icd10cm)
+    return _by_unique(values, clean_icd10cm)
 
 
 def normalise_hcpcs(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Upper-case HCPCS Level II or CPT code."""
-    return _by_unique(values, _hcpcs)
+    return _by_unique(values, clean_hcpcs)
 
 
 def normalise_icd10pcs(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Upper-case seven-character ICD-10-PCS code."""
-    return _by_unique(values, _icd10pcs)
+    return _by_unique(values, clean_icd10pcs)
 
 
 def normalise_ndc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """11-digit NDC (5-4-2 without dashes); dashed 10-digit forms padded, undashed ones rejected."""
-    return _by_unique(values, _ndc)
+    return _by_unique(values, clean_ndc)
 
 
 def normalise_revenue(values: pd.Series) -> tuple[pd.Series, pd.Series]:

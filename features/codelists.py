@@ -47,22 +47,33 @@ def normalise_code(code: str) -> str:
     return re.sub(r"[.\-\s]", "", str(code)).upper()
 
 
-def _eleven_digit_ndc(ndc: str) -> str:
-    """The 11-digit 5-4-2 NDC. Dashed 4-4-2, 5-3-2 and 5-4-1 forms are padded segment by segment
-    (padding the whole string would shift digits between labeler and product); an undashed code
-    that is not 11 digits is ambiguous and rejected by value."""
-    text = str(ndc).strip()
-    parts = text.split("-")
-    if len(parts) == 3 and all(p.isdigit() for p in parts) and [len(p) <= w for p, w in zip(parts, (5, 4, 2))] == [True] * 3:
-        return parts[0].zfill(5) + parts[1].zfill(4) + parts[2].zfill(2)
-    if len(text) == 11 and text.isdigit():
-        return text
-    raise ValueError(f"NDC crosswalk: ndc_code {text!r} is not an 11-digit or dashed 10-digit NDC")
+_NDC_DASHED = re.compile(r"^(\d{4,5})-(\d{3,4})-(\d{1,2})$")
 
 
-def normalise_codes(codes: pd.Series) -> pd.Series:
-    """Vectorised :func:`normalise_code` for a string series (missing stays missing)."""
-    return codes.astype("string").str.replace(r"[.\-\s]", "", regex=True).str.upper()
+def eleven_digit_ndc(code: str) -> str | None:
+    """The 11-digit 5-4-2 NDC, or None when malformed or ambiguous.
+
+    Dashed 4-4-2, 5-3-2 and 5-4-1 forms are padded segment by segment (padding the whole string
+    would shift digits between labeler and product); an undashed code that is not 11 digits could
+    be any of three 11-digit codes, so it is refused.
+    """
+    text = str(code).strip()
+    if text.isdigit():
+        return text if len(text) == 11 else None
+    m = _NDC_DASHED.match(text)
+    if not m:
+        return None
+    labeler, product, package = m.groups()
+    if len(labeler) + len(product) + len(package) not in (10, 11):
+        return None
+    return labeler.zfill(5) + product.zfill(4) + package.zfill(2)
+
+
+def _crosswalk_ndc(code: str) -> str:
+    ndc = eleven_digit_ndc(code)
+    if ndc is None:
+        raise ValueError(f"NDC crosswalk: ndc_code {code!r} is not an 11-digit or dashed 10-digit NDC")
+    return ndc
 
 
 @dataclass(frozen=True)
@@ -99,7 +110,7 @@ class CodeLists:
             raise ValueError(f"NDC crosswalk lacks column(s): {', '.join(sorted(missing))}")
         xw = pd.DataFrame(
             {
-                "code": xw["ndc_code"].astype("string").map(_eleven_digit_ndc),
+                "code": xw["ndc_code"].astype("string").map(_crosswalk_ndc),
                 "generic": xw["generic"].astype("string").str.strip().str.lower(),
             }
         ).drop_duplicates("code")

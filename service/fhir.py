@@ -38,7 +38,7 @@ import pandas as pd
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from contract.code_formats import normalise_ndc
+from contract.code_formats import clean_hcpcs, clean_icd10cm, clean_icd10pcs, clean_ndc
 from features.codelists import CodeLists, normalise_code
 from features.events import conform_events, conform_persons
 from service.errors import InvalidInput, describe_validation_errors
@@ -78,9 +78,6 @@ MEDICATION_KIND = {
     "MedicationRequest": ("drug_fill", "unknown"),
     "MedicationStatement": ("drug_fill", "unknown"),
 }
-_ICD10CM_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}$")
-_ICD10PCS_SHAPE = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
-_HCPCS_SHAPE = re.compile(r"^(?:[A-Z][0-9]{4}|[0-9]{4}[0-9A-Z])$")
 _MAX_ERRORS = 50
 
 
@@ -248,8 +245,8 @@ def _map_resource(resource: dict[str, Any], pid: str, rows: list[dict], unmapped
         day = _first_day(resource, ("onsetDateTime", "onsetPeriod.start", "recordedDate"))
         if day is None:
             return "undated"
-        found = [normalise_code(c) for s, c, _ in _codes_of(resource.get("code")) if s in ICD10CM]
-        found = [c for c in found if _ICD10CM_SHAPE.match(c)]
+        found = [clean_icd10cm(normalise_code(c)) for s, c, _ in _codes_of(resource.get("code")) if s in ICD10CM]
+        found = [c for c in found if c is not None]
         _emit(rows, unmapped, resource.get("code"), [("diagnosis", "icd10cm", c) for c in found], pid, day, None, "unknown", rid)
         return None
     if rtype == "Procedure":
@@ -260,10 +257,9 @@ def _map_resource(resource: dict[str, Any], pid: str, rows: list[dict], unmapped
             return "undated"
         found = []
         for s, c, _ in _codes_of(resource.get("code")):
-            code = normalise_code(c)
-            if s in CPT + HCPCS and _HCPCS_SHAPE.match(code):
+            if s in CPT + HCPCS and (code := clean_hcpcs(normalise_code(c))):
                 found.append(("drug_admin" if code in drug_hcpcs else "procedure", "hcpcs", code))
-            elif s in ICD10PCS and _ICD10PCS_SHAPE.match(code):
+            elif s in ICD10PCS and (code := clean_icd10pcs(normalise_code(c))):
                 found.append(("procedure", "icd10pcs", code))
         _emit(rows, unmapped, resource.get("code"), found, pid, day, None, "unknown", rid)
         return None
@@ -292,11 +288,10 @@ def _map_resource(resource: dict[str, Any], pid: str, rows: list[dict], unmapped
             if s in RXNORM:
                 found += [(kind, "rxnorm", cui) for cui in rxnorm.ingredients(c.strip(), display)]
             elif s in NDC:
-                ndc, bad = normalise_ndc(pd.Series([c], dtype="str"))
-                if not bad.iloc[0]:
-                    found.append((kind, "ndc", ndc.iloc[0]))
-            elif s in HCPCS + CPT and _HCPCS_SHAPE.match(normalise_code(c)):
-                found.append((kind, "hcpcs", normalise_code(c)))
+                if ndc := clean_ndc(c):
+                    found.append((kind, "ndc", ndc))
+            elif s in HCPCS + CPT and (code := clean_hcpcs(normalise_code(c))):
+                found.append((kind, "hcpcs", code))
         supply = (resource.get("daysSupply") or {}).get("value") if rtype == "MedicationDispense" else None
         end = _first_day(resource, ("effectivePeriod.end",)) if rtype != "MedicationDispense" else None
         _emit(rows, unmapped, concept, found, pid, day, end, setting, rid, days_supply=supply)

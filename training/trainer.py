@@ -299,7 +299,7 @@ def train_candidate(
     parts = {s: (examples[plan.rows(s)].reset_index(drop=True), matrix[plan.rows(s)].reset_index(drop=True)) for s in SPLITS}
     split_counts = {s: int(len(parts[s][0])) for s in SPLITS} | {f"{s}_positives": int(parts[s][0]["label"].sum()) for s in SPLITS}
     (train_ex, train_x), (valid_ex, valid_x), (test_ex, test_x) = parts["train"], parts["validation"], parts["test"]
-    train_y, valid_y, test_y = (train_ex["label"].to_numpy(), valid_ex["label"].to_numpy(), test_ex["label"].to_numpy())
+    train_y, valid_y = train_ex["label"].to_numpy(), valid_ex["label"].to_numpy()
 
     model_settings = config.model
     if model_settings.optuna_trials:

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,8 +197,3 @@ class RunDirectory:
 def scores_table(parts: pa.Table) -> pa.Table:
     """The published scores: exactly the ``SCORES_SCHEMA`` columns, in order."""
     return parts.select(SCORES_SCHEMA.names).cast(SCORES_SCHEMA)
-
-
-def build_part(rows: Iterable[dict]) -> pa.Table:
-    """Arrow table in ``PART_SCHEMA`` from row dicts (missing keys are nulls)."""
-    return pa.Table.from_pylist(list(rows), schema=PART_SCHEMA)
