@@ -61,12 +61,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from features.codelists import CodeLists, normalise_code
-from features.columns import STR, TextColumn, columns_of, frame_from_columns, positions
+from features.columns import STR, TextColumn, code_pairs, columns_of, frame_from_columns, object_values, row_members
+from features.events import day_numbers
 from features.memo import IdentityMemo
 
 COHORT_COLUMNS = (
@@ -152,7 +151,7 @@ class _Lookup:
     dx_prefix_lengths: tuple[int, ...]
     exclusion_prefixes: tuple[str, ...]
     subtypes: tuple[str, ...]
-    drugs: dict[str, tuple[bool, bool, bool, bool, bool]]  # "system\x1fcode" -> drug flags
+    drugs: dict[tuple[str, str], tuple[bool, bool, bool, bool, bool]]  # (system, code) -> drug flags
 
 
 _LOOKUPS = IdentityMemo()
@@ -185,21 +184,21 @@ def cohort_columns(events, persons, as_of: pd.Series, codes: CodeLists, config: 
     n = len(ids)
     config = config if config is not None else DEFAULT_CONFIG
     lookup = _compile(codes, config)
-    pidx = _person_positions(_arrow(events["person_id"]), ids)
-    kind = _arrow(events["kind"])
-    code = _arrow(events["code"])
-    day = events["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    pidx = row_members(events, ids)
+    kind = object_values(events, "kind", "")
+    code = object_values(events, "code", "")
+    day = day_numbers(events["date"])
 
-    is_drug = _bool(pc.is_in(kind, pa.array(["drug_admin", "drug_fill"]))) & (pidx >= 0)
-    flags = _drug_flags(_arrow(events["code_system"]), code, is_drug, lookup)
+    is_drug = ((kind == "drug_admin") | (kind == "drug_fill")) & (pidx >= 0)
+    flags = _drug_flags(object_values(events, "code_system", ""), code, is_drug, lookup)
     therapy_keys, lineage, cd20, anthra, cll_drug = _person_drug_facts(flags, pidx, day, n)
 
-    is_dx = _bool(pc.equal(kind, "diagnosis")) & (pidx >= 0)
-    group, subtype, hides = _map_diagnoses(code.filter(pa.array(is_dx)), lookup)
+    is_dx = (kind == "diagnosis") & (pidx >= 0)
+    group, subtype, hides = _map_diagnoses(code[is_dx], lookup)
     keep = group >= 0
     dxp = pidx[is_dx][keep]
     dxd = day[is_dx][keep]
-    inpatient = _bool(pc.equal(_arrow(events["setting"]), "inpatient"))[is_dx][keep]
+    inpatient = (object_values(events, "setting", "") == "inpatient")[is_dx][keep]
     near = _near_therapy(dxp, dxd, therapy_keys, config.therapy_window_days)
     seg = _segments(dxp, group[keep], dxd, subtype[keep], hides[keep], inpatient, near, config)
 
@@ -230,33 +229,6 @@ def cohort_columns(events, persons, as_of: pd.Series, codes: CodeLists, config: 
         "evidence": TextColumn(evidence, STR),
         "lineage_known": pd.arrays.BooleanArray(lineage & is_all, ~is_all),
     }
-
-
-def _arrow(column: pd.Series) -> pa.Array:
-    """A string column as one Arrow array: compute kernels cost microseconds for one member too."""
-    array = pa.array(column, type=pa.large_string(), from_pandas=True)
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-
-
-def _bool(mask: pa.Array) -> np.ndarray:
-    """An Arrow boolean result as a numpy bool array (missing is False)."""
-    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
-
-
-def _encode(values: pa.Array) -> tuple[np.ndarray, list[str]]:
-    """Dictionary-encode strings: per-row index into the unique values (-1 for missing)."""
-    encoded = pc.dictionary_encode(values)
-    index = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return index, encoded.dictionary.to_pylist()
-
-
-def _person_positions(person_id: pa.Array, ids: pd.Index) -> np.ndarray:
-    """Position of each event's person in ``ids`` (-1 if absent), matching unique ids only."""
-    if len(person_id) == 0 or len(ids) == 0:
-        return np.full(len(person_id), -1, dtype=np.int64)
-    index, uniques = _encode(person_id)
-    where = np.append(positions(ids, np.asarray(uniques, dtype=object), "as_of"), -1)
-    return where[index]
 
 
 def _strings(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -308,7 +280,7 @@ def _build_lookup(codes: CodeLists, config: CohortConfig) -> _Lookup:
     for system, c, generic, cls, counts in zip(
         drug_rows["code_system"], drug_rows["code"], drug_rows["generic"], drug_rows["drug_class"], drug_rows["counts_as_line"]
     ):
-        drugs[f"{system}\x1f{c}"] = (
+        drugs[(system, c)] = (
             counts != "no" and cls not in _NOT_ANTICANCER,
             generic in config.b_lineage_drugs,
             cls == config.possible_lbcl_requires_classes[0],
@@ -324,15 +296,15 @@ def _build_lookup(codes: CodeLists, config: CohortConfig) -> _Lookup:
     )
 
 
-def _map_diagnoses(dx_code: pa.Array, lookup: _Lookup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _map_diagnoses(dx_code: np.ndarray, lookup: _Lookup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Longest-prefix match on the unique codes only, then broadcast back.
 
     ``hides`` marks a code that is a proper ancestor of an exclusion code (C83.39 before the
     FY2025 split holds PCNSL without saying so).
     """
-    index, uniques = _encode(dx_code)
+    index, uniques = pd.factorize(dx_code)
     # the trailing "no match" entry is where a missing code (index -1) lands
-    found = [_match(c, lookup) for c in uniques] + [(-1, 0, False)]
+    found = [_match(c, lookup) for c in uniques.tolist()] + [(-1, 0, False)]
     group = np.array([f[0] for f in found], dtype=np.int64)[index]
     subtype = np.array([f[1] for f in found], dtype=np.int64)[index]
     hides = np.array([f[2] for f in found], dtype=bool)[index]
@@ -349,16 +321,14 @@ def _match(code: str, lookup: _Lookup) -> tuple[int, int, bool]:
     return -1, 0, False
 
 
-def _drug_flags(system: pa.Array, code: pa.Array, is_drug: np.ndarray, lookup: _Lookup) -> np.ndarray:
+def _drug_flags(system: np.ndarray, code: np.ndarray, is_drug: np.ndarray, lookup: _Lookup) -> np.ndarray:
     """Per event: (anticancer, B-lineage, anti-CD20, anthracycline, CLL-directed) drug flags."""
     out = np.zeros((len(code), 5), dtype=bool)
     if not is_drug.any():
         return out
-    keep = pa.array(is_drug)
-    index, uniques = _encode(pc.binary_join_element_wise(system.filter(keep), code.filter(keep), pa.scalar("\x1f", pa.large_string())))
+    index, pairs = code_pairs(system[is_drug], code[is_drug])
     none = (False, False, False, False, False)
-    # the trailing all-False row is where a missing code (index -1) lands
-    table = np.array([lookup.drugs.get(k, none) for k in uniques] + [none], dtype=bool).reshape(-1, 5)
+    table = np.array([lookup.drugs.get(pair, none) for pair in pairs], dtype=bool).reshape(-1, 5)
     out[is_drug] = table[index]
     return out
 

@@ -19,6 +19,8 @@ frames and the risk features run on NumPy arrays (see ``features/risk.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -43,16 +45,34 @@ class FeatureSet:
 
     ``cohort``, ``treatment`` and ``features``: one row per key of ``as_of``; ``lines``: one row
     per line of therapy; ``eligibility``: one row per key and CAR T product x indication evaluated.
+    The steps' column arrays are kept and each DataFrame is built on first use: a real-time caller
+    that never reads, say, the treatment summary does not pay for its frame.
     """
 
-    cohort: pd.DataFrame
-    lines: pd.DataFrame
-    treatment: pd.DataFrame
-    eligibility: pd.DataFrame
+    cohort_columns: Mapping[str, object]
+    lines_columns: Mapping[str, object]
+    treatment_columns: Mapping[str, object]
+    eligibility_columns: Mapping[str, object]
     features: pd.DataFrame
     feature_set_version: str
     rules_version: str
     codelists_version: str
+
+    @cached_property
+    def cohort(self) -> pd.DataFrame:
+        return frame_from_columns(self.cohort_columns, len(self.features))
+
+    @cached_property
+    def lines(self) -> pd.DataFrame:
+        return frame_from_columns(self.lines_columns, n_rows(self.lines_columns))
+
+    @cached_property
+    def treatment(self) -> pd.DataFrame:
+        return frame_from_columns(self.treatment_columns, len(self.features))
+
+    @cached_property
+    def eligibility(self) -> pd.DataFrame:
+        return frame_from_columns(self.eligibility_columns, n_rows(self.eligibility_columns))
 
 
 @dataclass(frozen=True)
@@ -89,8 +109,8 @@ def build_features(
     """
     as_of = _check_as_of(as_of)
     keys = as_of.index
-    clipped = clip_to_as_of(events, as_of) if len(as_of) else events.iloc[:0]
-    clipped = columns_of(clipped)  # each event column is read from the frame once, for every step
+    # each event column is read from the frame once, for clipping and every step after it
+    clipped = clip_to_as_of(columns_of(events if len(as_of) else events.iloc[:0]), as_of)
     persons = columns_of(_clip_persons(persons, as_of))  # read once for eligibility, distance and risk
     rules = rules if rules is not None else load_rules()
 
@@ -120,12 +140,11 @@ def build_features(
         charlson=load_charlson_codes(),
         center_distance_miles=distance,
     )
-    n = len(keys)
     return FeatureSet(
-        cohort=frame_from_columns(cohort, n),
-        lines=frame_from_columns(lines, n_rows(lines)),
-        treatment=frame_from_columns(treatment, n),
-        eligibility=frame_from_columns(eligibility, n_rows(eligibility)),
+        cohort_columns=cohort,
+        lines_columns=lines,
+        treatment_columns=treatment,
+        eligibility_columns=eligibility,
         features=features,
         feature_set_version=FEATURE_SET_VERSION,
         rules_version=rules.version,
@@ -166,8 +185,11 @@ def _check_as_of(as_of: pd.Series) -> pd.Series:
     days = values.astype("datetime64[D]")
     if np.isnat(days).any():
         raise ValueError(f"as_of is missing for {int(np.isnat(days).sum())} member(s)")
+    seconds = days.astype("datetime64[s]")
+    if as_of.index.dtype == "string" and as_of.index.name == "person_id" and as_of.name == "as_of" and values.dtype == seconds.dtype and (values == seconds).all():
+        return as_of  # already in shape: a caller that prepares its dates once pays nothing more per call
     index = as_of.index if as_of.index.dtype == "string" else as_of.index.astype("string")
-    return pd.Series(days.astype("datetime64[s]"), index=index.rename("person_id"), name="as_of")
+    return pd.Series(seconds, index=index.rename("person_id"), name="as_of")
 
 
 def _clip_persons(persons: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
@@ -181,6 +203,8 @@ def _clip_persons(persons: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
         future = death > as_of.to_numpy(dtype="datetime64[s]")[rows]
         if future.any():
             keep = keep.assign(death_date=np.where(future, np.datetime64("NaT"), death).astype("datetime64[s]"))
+    if keep is persons and isinstance(persons.index, pd.RangeIndex) and persons.index.start == 0 and persons.index.step == 1:
+        return persons  # nothing to hide: no copy
     return keep.reset_index(drop=True)
 
 

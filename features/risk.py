@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.catalog import DISEASE_LEVELS, FEATURE_NAMES, PAYER_LEVELS, SEX_LEVELS, UTILISATION_WINDOWS_DAYS
 from features.codelists import CodeLists
-from features.columns import columns_of, frame_from_columns, n_rows, object_values, positions, string_array, to_numpy
+from features.columns import code_pairs, columns_of, frame_from_columns, n_rows, object_values, positions, row_members, string_array, to_numpy
 from features.comorbidity import CharlsonCodes, score_charlson
 from features.events import day_numbers
 
@@ -138,8 +138,8 @@ def compute_risk_features(
     ``events`` must already be clipped to each member's ``as_of``; the windows count events in
     the ``w`` days up to and including it. ``center_distance_miles`` is aligned with ``as_of``.
     """
-    keys = as_of.index.to_numpy(dtype=object)
-    key_index = pd.Index(keys)
+    key_index = as_of.index
+    keys = key_index.to_numpy(dtype=object)
     n = len(keys)
     as_of_day = as_of.to_numpy(dtype="datetime64[D]").astype(np.int64)
     columns: dict[str, np.ndarray] = {}
@@ -281,7 +281,7 @@ def _add_event_counts(
 ) -> None:
     n = len(keys)
     events = columns_of(events)
-    member = positions(keys, object_values(events, "person_id", None), "as_of")
+    member = row_members(events, keys)
     inside = member >= 0
     day = day_numbers(events["date"])
     age = np.where(inside, as_of_day[np.maximum(member, 0)] - day, -1)
@@ -337,12 +337,6 @@ def _tag_events(system: np.ndarray, code: np.ndarray, tagger: CodeTagger) -> np.
     """Tag per event, looking up each distinct (system, code) pair once."""
     if len(code) == 0:
         return np.empty(0, dtype=np.int64)
-    code_id, code_values = pd.factorize(code)
-    system_id, system_values = pd.factorize(system)
-    pair = code_id.astype(np.int64) * (len(system_values) + 1) + system_id
-    unique, inverse = np.unique(pair, return_inverse=True)
-    width = len(system_values) + 1
-    found = np.fromiter(
-        (tagger.tag(system_values[p % width], code_values[p // width]) for p in unique), dtype=np.int64, count=len(unique)
-    )
+    inverse, pairs = code_pairs(system, code)
+    found = np.fromiter((tagger.tag(s, c) for s, c in pairs), dtype=np.int64, count=len(pairs))
     return found[inverse]

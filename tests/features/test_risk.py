@@ -274,3 +274,12 @@ class TestGeography:
         """A ZIP stored as a number ("2115" for 02115) is padded before lookup."""
         centers = locate_centers(pd.DataFrame({"name": ["Boston"], "zip": ["02115"]}), centroids)
         assert nearest_center_miles(pd.Series(["2115"]), centroids, centers)[0] == pytest.approx(0.0, abs=1e-6)
+
+    def test_one_member_at_a_time_gives_the_population_figures(self, centroids):
+        """The real-time shortcut (few ZIPs) and the population path (factorised ZIPs) give the same miles, unknowns included."""
+        centers = locate_centers(pd.DataFrame({"name": ["LA", "NY"], "zip": ["90012", "10001"]}), centroids)
+        zips = (["02115", "2115", "10001", "94305", None, "abc", "00000", "60614"] * 12)[:90]
+        together = nearest_center_miles(pd.Series(zips, dtype="string"), centroids, centers)
+        alone = np.array([nearest_center_miles(pd.Series([z], dtype="string"), centroids, centers)[0] for z in zips])
+        np.testing.assert_array_equal(together, alone)
+        assert np.isnan(together).sum() == sum(z in (None, "abc", "00000") for z in zips)
