@@ -144,6 +144,8 @@ def first_eligibility(events, persons, codes, rules, grid: pd.DatetimeIndex, ids
 
 VIEWS = {
     "claims": ("claims_first_eligible_date", "claims_enrolled", "claims-observable truth (headline): transplant ineligibility taken as met, first date while enrolled"),
+    "visible": ("claims_visible_date", "claims_enrolled", "additional comparison, not the headline: the claims-observable truth dated at the first claim that "
+                "shows its progression (see below); pairs no claim ever shows are left out of both sides"),
     "label_enrolled": ("first_eligible_date", "enrolled", "every label criterion, first date while enrolled"),
     "label_all": ("first_eligible_date", None, "every label criterion, all truth dates (also after the member left the plan)"),
 }
@@ -152,6 +154,10 @@ VIEWS = {
 def compare_eligibility(derived: pd.DataFrame, truth: pd.DataFrame, view: str) -> tuple[dict, pd.DataFrame]:
     """Pairs (outer join of truth and derived) and the figures for one truth view."""
     date_col, flag = VIEWS[view][:2]
+    if view == "visible":
+        # eligible in the claims view but never shown by a claim: out of both sides, like dates outside enrollment
+        hidden = truth["claims_first_eligible_date"].notna() & (truth["claims_first_eligible_date"] <= END) & truth[date_col].isna()
+        truth = truth.assign(**{flag: truth[flag] & ~hidden, date_col: truth[date_col].where(~hidden, truth["claims_first_eligible_date"])})
     truth = truth[truth[date_col].notna() & (truth[date_col] <= END)].copy()
     truth["person_id"] = truth["person_id"].astype(str)
     truth["truth_date"] = truth[date_col].astype("datetime64[s]")
@@ -191,6 +197,72 @@ def _lag_months(pairs: pd.DataFrame) -> pd.Series:
     return lag
 
 
+def claims_visible_dates(truth_elig: pd.DataFrame, truth_lines: pd.DataFrame, truth_persons: pd.DataFrame, events: pd.DataFrame, codes) -> pd.Series:
+    """For each truth pair, the first date claims could show its eligibility (NaT: no claim before the end of data does).
+
+    The truth dates eligibility at the latent progression (or at a label's in-force day after it).
+    A payer sees a progression only through a claim: the next line of therapy (a truth line started
+    while enrolled, CAR T infusion included), a relapse-coded diagnosis of the member's disease
+    (ICD-10-CM "in relapse"), a return to an active-disease code after an "in remission" code
+    coded since the progressed line began, or CAR T apheresis/cell-preparation codes. For the last
+    truth progression on or before the truth date (``progression_date`` of truth lines), the
+    visible date is the first such claim on or after it, or the truth date when that is later.
+    Computed from the truth and the claims (code lists), never from the engine.
+    """
+    diseases = truth_persons.assign(person_id=truth_persons["person_id"].astype(str)).set_index("person_id")["disease"]
+    pids = set(truth_elig["person_id"].astype(str))
+    ev = events[events["person_id"].astype(str).isin(pids)]
+    ev = ev.assign(person_id=ev["person_id"].astype(str), day=ev["date"].astype("datetime64[s]"))
+    prefixes = {p: (g, r) for p, g, r in zip(codes.diagnoses["prefix"], codes.diagnoses["disease_group"], codes.diagnoses["role"])}
+
+    def dx_role(code: str, disease: str) -> str | None:
+        for length in range(min(len(code), 6), 2, -1):
+            hit = prefixes.get(code[:length])
+            if hit is not None:
+                return hit[1] if hit[0] == disease else None
+        return None
+
+    workup = codes.procedures[codes.procedures["event"].isin(["car_t_collection", "car_t_preparation"]) & (codes.procedures["code_system"] == "hcpcs")]
+    workup_codes = set(workup["code"].dropna())
+    lines = truth_lines.assign(person_id=truth_lines["person_id"].astype(str)).sort_values(["person_id", "line_number"])
+    by_line = {p: g for p, g in lines.groupby("person_id")}
+    by_person = {p: g.sort_values("day") for p, g in ev.groupby("person_id")}
+    out = []
+    for person, when in zip(truth_elig["person_id"].astype(str), truth_elig["claims_first_eligible_date"]):
+        own = by_line.get(person)
+        if pd.isna(when) or own is None:
+            out.append(pd.NaT if pd.isna(when) else pd.Timestamp(when))
+            continue
+        day = pd.Timestamp(when)
+        progressed = own[own["progression_date"].notna() & (own["progression_date"] <= day)]
+        if progressed.empty:
+            out.append(day)
+            continue
+        progression, line_start = progressed["progression_date"].iloc[-1], progressed["start_date"].iloc[-1]
+        later = own[own["enrolled"] & (own["start_date"] >= progression)]
+        found = list(later["start_date"])
+        history = by_person.get(person)
+        if history is not None:
+            disease = diseases.get(person)
+            remission = None
+            for kind, system, code, d in zip(history["kind"], history["code_system"], history["code"], history["day"]):
+                if d <= line_start:
+                    continue
+                if kind == "diagnosis" and system == "icd10cm" and isinstance(code, str):
+                    role = dx_role(code, disease)
+                    if role == "relapse_marker" and d >= progression:
+                        found.append(d)
+                    elif role == "remission_marker" and remission is None:
+                        remission = d
+                    elif role == "index_dx" and remission is not None and d > remission and d >= progression:
+                        found.append(d)
+                elif system == "hcpcs" and code in workup_codes and d >= progression:
+                    found.append(d)
+        first = min(found) if found else None
+        out.append(pd.NaT if first is None or first > END else max(day, pd.Timestamp(first)))
+    return pd.Series(out, index=truth_elig.index, dtype="datetime64[s]")
+
+
 def run_level(level: str, args) -> tuple[dict, dict, pd.DataFrame, float]:
     started = time.perf_counter()
     data_dir = args.work / f"agreement_{level}"
@@ -202,6 +274,7 @@ def run_level(level: str, args) -> tuple[dict, dict, pd.DataFrame, float]:
     truth_persons = pd.read_parquet(data_dir / "truth" / "persons.parquet")
     truth_lines = pd.read_parquet(data_dir / "truth" / "lines.parquet")
     truth_elig = pd.read_parquet(data_dir / "truth" / "eligibility.parquet")
+    truth_elig["claims_visible_date"] = claims_visible_dates(truth_elig, truth_lines, truth_persons, events, data.codes)
     spans = events[events["kind"] == "enrollment"][["person_id", "date", "end_date"]].astype({"person_id": str})
     line_figures, per_member = compare_lines(result, truth_persons, truth_lines, spans)
     grid = pd.date_range(GRID_START, END, freq="ME")
@@ -244,10 +317,12 @@ def assign_causes(pairs: pd.DataFrame, truth_lines: pd.DataFrame, truth_persons:
         elif ((row.side == "right_only" or months < 0) and pd.notna(row.derived_date) and (row.disease not in LYMPHOMAS or row.derived_date >= FY2025_MONTH_END)
               and any(0 <= (row.derived_date - pd.Timestamp(d)).days <= 62 for d in starts)):
             causes.append("remission code before a new line, active code on its claims: read as progression after the new line")
+        elif row.side == "left_only" and pd.notna(died) and died <= row.truth_date + pd.offsets.MonthEnd(0):
+            causes.append("died before the month-end grid date of the truth month (eligible for days only; the grid cannot see it)")
         elif row.side == "left_only" and pd.notna(infused) and infused <= row.truth_date:
             causes.append("after CAR T: the engine does not count the CAR T line as a prior line")
         elif row.disease == "MM" and row.product == "ciltacabtagene autoleucel" and (row.side == "left_only" or months > 0):
-            causes.append("MM: lenalidomide-refractory proxy needs the next line (reported missing, not unknown, before it)")
+            causes.append("MM cilta-cel: lenalidomide-refractory status differs between the claims proxy and the truth")
         elif row.side == "left_only" and next_line is None:
             causes.append("progression never visible: no later line while enrolled (death, end of data or plan exit before the next line)")
         elif (row.side == "left_only" and row.product in ("axicabtagene ciloleucel", "lisocabtagene maraleucel") and line1_end is not None
@@ -290,8 +365,15 @@ CAUSE_NOTES = [
     "line's start (`features.relapse`); relapses shortly before 12 months with the next line after it disagree. Inherent proxy.",
     "* *MM: class exposure taken from the current line*: the engine counts drug classes of a line still under way as prior exposure "
     "(e.g. DRd failed, KRd started: no PI in the prior lines, yet cilta-cel flagged). Engine (features/).",
-    "* *MM: lenalidomide-refractory proxy needs the next line*: with one progressed line the proxy is False (missing) rather than "
-    "unknown until line 2 starts. Engine (features/).",
+    "* *MM cilta-cel: lenalidomide-refractory status differs*: the claims proxy (progression evidence or a next line on or within 60 "
+    "days of the last lenalidomide supply; unknown when progression first shows later) and the truth (progression within 60 days "
+    "of the last lenalidomide dose) disagree. Until 2026-11-23 the proxy read False before line 2 (fixed in features/relapse.py).",
+    "* *died before the month-end grid date*: the truth is eligible from a progression and the member dies before the end of that "
+    "month, where the monthly grid evaluates; the engine rightly reports a dead member as not eligible. Bench grid limit.",
+    "* *claims-visible view*: the truth date moved to the first claim that shows the progression (next line while enrolled, "
+    "relapse-coded diagnosis, active-disease code after an in-remission code, CAR T apheresis/cell preparation), computed from "
+    "the truth and the claims in `claims_visible_dates`, never from the engine. It is an additional comparison that separates "
+    "what claims cannot show from engine errors; the headline tables above are unchanged and keep every disagreement.",
     "* *after CAR T*: a progression after a CAR T infusion is a progression after a line of systemic therapy; the engine does not "
     "count the CAR T line among prior lines. Engine (features/).",
     "* *derived after death*: the engine evaluated at an `as_of` after the member's death still flags eligibility. Engine (features/); "

@@ -1,22 +1,30 @@
-"""Benchmark the cancer cohort and the CAR T eligibility engine: one member and 20k members.
+"""Benchmark the treatment steps of the feature pipeline: lines, treatment summary, label eligibility.
 
-Writes bench/results/eligibility.md. Histories are random but shaped like the real thing: about
-300 events per member (diagnosis claims of one target disease plus background codes, anticancer
-and supportive drug administrations, procedures), and a treatment summary frame with the columns
-``features.relapse.summarise_treatment`` produces. Figures:
+Writes bench/results/eligibility.md. The steps are timed with exactly the inputs
+``features.pipeline.build_features`` hands them (column mappings), on real-shaped histories: the
+cohort members of a synthetic population (``cartscout synth``).
 
-* single member: ``assign_cohort`` and ``assess_eligibility`` called for one member, repeated;
-  median and p99;
-* batch: both functions on 20,000 members at once; total and per member;
-* baseline (same run): the same functions called member by member over a sample, i.e. what a
-  per-member Python loop over the population would cost.
+* one member: ``line_columns``, ``treatment_columns`` and ``eligibility_columns`` for the cohort
+  member of a disease whose history is closest to 300 events (LBCL has the most label rules, MM
+  the most criteria), repeated; median and p99 wall time, median CPU (thread) time;
+* per member in a chunk: the same steps on ``--chunk`` members at once (the cohort histories
+  repeated under new ids), total divided by the chunk size, median of ``--chunk-repeats`` runs.
+  The batch path and the real-time path are the same functions, so this is the batch figure;
+* baseline, same run: ``--baseline FILE`` is an earlier copy of ``features/eligibility.py`` (for
+  example the committed one, saved to a file); its ``eligibility_columns`` is timed on the same
+  inputs, interleaved call by call with the current one so that load on the shared machine hits
+  both alike, and the outputs are compared.
 
-Usage: python bench/bench_eligibility.py [--members 20000] [--repeats 400]
+Usage:
+    python bench/bench_eligibility.py --data DIR [--chunk 2000] [--repeats 400] [--baseline FILE]
+``DIR`` from ``cartscout synth --members 50000 --seed 11 --cancer-enrichment 20``; a baseline from
+``git show HEAD:features/eligibility.py > /tmp/eligibility_head.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
@@ -31,154 +39,183 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from features.codelists import load_codelists  # noqa: E402
-from features.cohort import assign_cohort  # noqa: E402
-from features.eligibility import assess_eligibility, load_rules  # noqa: E402
-from features.events import clip_to_as_of, conform_events, conform_persons  # noqa: E402
+from contract.loading import load_codes, load_directory  # noqa: E402
+from contract.scan import find_cohort_candidates  # noqa: E402
+from features.cohort import cohort_columns  # noqa: E402
+from features.columns import columns_of, frame_from_columns, n_rows  # noqa: E402
+from features.eligibility import eligibility_columns, load_rules  # noqa: E402
+from features.events import clip_to_as_of  # noqa: E402
+from features.lines import line_columns  # noqa: E402
+from features.pipeline import _check_as_of, _clip_persons, _cohort_diseases  # noqa: E402
+from features.relapse import treatment_columns  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "eligibility.md"
-DISEASE_CODES = ["C8338", "C8330", "C8210", "C8310", "C9110", "C9100", "C9000", "C8300", "C8840", "C8240", "C8522"]
-BACKGROUND = ["I10", "E119", "E785", "Z0000", "M545", "J449", "N179", "K219"]
-DRUGS = ["J9312", "J9000", "J9070", "J9370", "J9033", "J9041", "J9145", "J9039", "J1100", "J2505", "J9045", "J9181"]
+AS_OF = pd.Timestamp("2025-12-31")
 
 
-def make_population(n: int, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.DataFrame]:
-    """Events (~300 per member), persons, as_of and a treatment summary for ``n`` members."""
-    rng = np.random.default_rng(seed)
-    ids = np.array([f"P{i:07d}" for i in range(n)], dtype=object)
-    per = rng.integers(250, 350, n)
-    person = np.repeat(ids, per)
-    total = len(person)
-    start = np.datetime64("2019-01-01")
-    day = start + rng.integers(0, 6 * 365, total).astype("timedelta64[D]")
-    kind = rng.choice(np.array(["diagnosis", "drug_admin", "procedure"], dtype=object), total, p=[0.5, 0.35, 0.15])
-    disease_of_member = rng.choice(np.array(DISEASE_CODES, dtype=object), n)
-    member_code = np.repeat(disease_of_member, per)
-    dx_code = np.where(rng.random(total) < 0.2, member_code, rng.choice(np.array(BACKGROUND, dtype=object), total))
-    drug_code = rng.choice(np.array(DRUGS, dtype=object), total)
-    code = np.where(kind == "diagnosis", dx_code, np.where(kind == "drug_admin", drug_code, "99213"))
-    system = np.where(kind == "diagnosis", "icd10cm", "hcpcs")
-    setting = rng.choice(np.array(["office", "outpatient", "inpatient"], dtype=object), total, p=[0.6, 0.3, 0.1])
-    events = conform_events(pd.DataFrame({"person_id": person, "kind": kind, "date": day, "code_system": system,
-                                          "code": code, "setting": setting}))
-    persons = conform_persons(pd.DataFrame({"person_id": ids, "birth_date": start - rng.integers(18 * 365, 85 * 365, n).astype("timedelta64[D]")}))
-    as_of = pd.Series(pd.Timestamp("2025-06-01"), index=pd.Index(ids, dtype="string"))
-    lines = rng.integers(0, 5, n)
-    flags = {c: rng.random(n) < 0.5 for c in ("exposed_anti_cd20", "exposed_anthracycline", "exposed_btki", "exposed_bcl2i",
-                                             "exposed_imid", "exposed_pi", "exposed_anti_cd38", "exposed_bispecific", "exposed_alkylator")}
-    gap = rng.integers(30, 900, n).astype(float)
-    treatment = pd.DataFrame({
-        "person_id": ids, "prior_lines": lines, "line1_start": pd.NaT, "line1_end": pd.NaT, "line2_start": pd.NaT,
-        "days_line1_end_to_line2_start": np.where(lines >= 2, gap, np.nan),
-        "early_relapse": pd.array(np.where(lines >= 2, gap <= 365, None), dtype="boolean"),
-        "primary_refractory": pd.array(np.where(lines >= 2, gap <= 90, None), dtype="boolean"),
-        "progressed_after_last_line": rng.random(n) < 0.4, "progression_evidence": "relapse code",
-        **flags, "triple_class_exposed": flags["exposed_imid"] & flags["exposed_pi"] & flags["exposed_anti_cd38"],
-        "lenalidomide_refractory": pd.array(rng.random(n) < 0.3, dtype="boolean"), "prior_asct": False,
-        "car_t_received": False, "car_t_date": pd.NaT, "line1_regimen": "R-CHOP",
-        "days_since_last_line_start": 100.0, "days_since_last_treatment": 30.0,
-    })
-    return events, persons, as_of, treatment
+class StepInputs:
+    """The inputs each step receives inside ``build_features``, computed once."""
+
+    def __init__(self, events: pd.DataFrame, persons: pd.DataFrame, as_of: pd.Series, codes, rules):
+        self.codes, self.rules = codes, rules
+        self.as_of = _check_as_of(as_of)
+        self.events = columns_of(clip_to_as_of(events, self.as_of))
+        self.persons = columns_of(_clip_persons(persons, self.as_of))
+        self.cohort = cohort_columns(self.events, self.persons, self.as_of, codes)
+        self.diseases = _cohort_diseases(self.cohort)
+        self.lines = line_columns(self.events, self.diseases, self.as_of, codes)
+        self.treatment = treatment_columns(self.lines, self.events, self.diseases, self.as_of, codes)
+
+    def steps(self, baseline=None) -> dict:
+        steps = {
+            "cohort_columns (cohort.py, for reference)": lambda: cohort_columns(self.events, self.persons, self.as_of, self.codes),
+            "line_columns": lambda: line_columns(self.events, self.diseases, self.as_of, self.codes),
+            "treatment_columns": lambda: treatment_columns(self.lines, self.events, self.diseases, self.as_of, self.codes),
+            "eligibility_columns": lambda: eligibility_columns(self.persons, self.cohort, self.treatment, self.as_of, self.rules),
+        }
+        if baseline is not None:
+            steps["eligibility_columns, baseline"] = lambda: baseline.eligibility_columns(self.persons, self.cohort, self.treatment, self.as_of, self.rules)
+        return steps
 
 
-def time_calls(fn, repeats: int, clock=time.perf_counter) -> list[float]:
-    """Milliseconds per call; ``clock=time.thread_time`` gives CPU time, which load on a shared machine inflates far less."""
-    out = []
+def time_interleaved(steps: dict, repeats: int, warmup: int = 30) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall and CPU milliseconds per call of each step, the steps called in turn each round."""
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    out = {name: ([], []) for name in steps}
     for _ in range(repeats):
-        t0 = clock()
-        fn()
-        out.append((clock() - t0) * 1000)
+        for name, fn in steps.items():
+            c0, t0 = time.thread_time(), time.perf_counter()
+            fn()
+            out[name][0].append((time.perf_counter() - t0) * 1000)
+            out[name][1].append((time.thread_time() - c0) * 1000)
     return out
 
 
+def pick_member(events: pd.DataFrame, ids, target: int = 300) -> str:
+    """The member of ``ids`` whose event count is closest to ``target``."""
+    counts = events["person_id"].value_counts()
+    counts = counts[counts.index.isin(ids)]
+    return str((counts - target).abs().idxmin())
+
+
+def repeat_members(events: pd.DataFrame, persons: pd.DataFrame, ids: list[str], size: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``size`` members: the histories of ``ids`` repeated under new ids (``<id>~<k>``)."""
+    ev = events[events["person_id"].isin(ids)]
+    pe = persons[persons["person_id"].isin(ids)]
+    copies = -(-size // len(ids))
+    keep = set(f"{p}~{k}" for k in range(copies) for p in ids[: size - k * len(ids)] if k * len(ids) < size)
+    frames_e, frames_p = [], []
+    for k in range(copies):
+        frames_e.append(ev.assign(person_id=ev["person_id"].astype(str) + f"~{k}"))
+        frames_p.append(pe.assign(person_id=pe["person_id"].astype(str) + f"~{k}"))
+    all_e, all_p = pd.concat(frames_e, ignore_index=True), pd.concat(frames_p, ignore_index=True)
+    all_e = all_e[all_e["person_id"].isin(keep)].reset_index(drop=True)
+    all_p = all_p[all_p["person_id"].isin(keep)].reset_index(drop=True)
+    all_e["person_id"] = all_e["person_id"].astype(events["person_id"].dtype)
+    all_p["person_id"] = all_p["person_id"].astype(persons["person_id"].dtype)
+    return all_e, all_p
+
+
+def load_baseline(path: Path):
+    spec = importlib.util.spec_from_file_location("eligibility_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare_outputs(inputs: StepInputs, baseline) -> str:
+    """How the current output differs from the baseline's on the same inputs."""
+    new = eligibility_columns(inputs.persons, inputs.cohort, inputs.treatment, inputs.as_of, inputs.rules)
+    old = baseline.eligibility_columns(inputs.persons, inputs.cohort, inputs.treatment, inputs.as_of, inputs.rules)
+    a, b = frame_from_columns(new, n_rows(new)), frame_from_columns(old, n_rows(old))
+    same_flags = a[["person_id", "product", "indication", "eligible"]].equals(b[["person_id", "product", "indication", "eligible"]])
+    texts = ["criteria_met", "criteria_missing", "criteria_unknown", "first_eligible_hint"]
+    differ = int((a[texts].astype(object).fillna("").map(str) != b[texts].astype(object).fillna("").map(str)).any(axis=1).sum())
+    return f"flags and indications {'identical' if same_flags else 'DIFFER'}; {differ} of {len(a)} rows differ in reason texts or hints"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--members", type=int, default=20_000)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="synthetic contract directory (cartscout synth)")
+    parser.add_argument("--chunk", type=int, default=2000)
+    parser.add_argument("--chunk-repeats", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=400)
-    parser.add_argument("--baseline-members", type=int, default=200)
+    parser.add_argument("--baseline", type=Path, help="an earlier copy of features/eligibility.py to time side by side")
     args = parser.parse_args()
-    codes, rules = load_codelists(), load_rules()
-    events, persons, as_of, treatment = make_population(args.members)
-    events = clip_to_as_of(events, as_of)
 
-    # one member: pick an in-cohort member so every eligibility rule of its disease runs
-    cohort_all = assign_cohort(events, persons, as_of, codes)
-    pid = cohort_all.loc[cohort_all["in_cohort"] & (cohort_all["disease"] == "LBCL"), "person_id"].iloc[0]
-    ev1 = events[events["person_id"] == pid].reset_index(drop=True)
-    p1 = persons[persons["person_id"] == pid].reset_index(drop=True)
-    t1 = treatment[treatment["person_id"] == pid].reset_index(drop=True)
-    a1 = as_of.loc[[pid]]
-    c1 = assign_cohort(ev1, p1, a1, codes)
-    single_cohort = time_calls(lambda: assign_cohort(ev1, p1, a1, codes), args.repeats)
-    single_elig = time_calls(lambda: assess_eligibility(p1, c1, t1, a1, rules), args.repeats)
-    cpu_cohort = time_calls(lambda: assign_cohort(ev1, p1, a1, codes), args.repeats, time.thread_time)
-    cpu_elig = time_calls(lambda: assess_eligibility(p1, c1, t1, a1, rules), args.repeats, time.thread_time)
+    codes, rules = load_codes(args.data), load_rules()
+    candidates = find_cohort_candidates(args.data, codes)
+    data = load_directory(args.data, person_ids=candidates)
+    events = data.events[data.events["person_id"].isin(candidates)].reset_index(drop=True)
+    persons = data.persons[data.persons["person_id"].isin(candidates)].reset_index(drop=True)
+    everyone = StepInputs(events, persons, pd.Series(AS_OF, index=pd.Index(candidates)), codes, rules)
+    cohort = frame_from_columns(everyone.cohort, n_rows(everyone.cohort))
+    treated = set(everyone.treatment["person_id"].values[everyone.treatment["prior_lines"] > 0])
+    members = cohort[cohort["in_cohort"] & cohort["person_id"].isin(treated)]
+    baseline = load_baseline(args.baseline) if args.baseline else None
 
-    batch_times, batch_cpu = [], []
-    for _ in range(3):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        c = assign_cohort(events, persons, as_of, codes)
-        t1_, c1_ = time.perf_counter(), time.thread_time()
-        assess_eligibility(persons, c, treatment, as_of, rules)
-        t2, c2 = time.perf_counter(), time.thread_time()
-        batch_times.append(((t1_ - t0) * 1000, (t2 - t1_) * 1000))
-        batch_cpu.append(((c1_ - c0) * 1000, (c2 - c1_) * 1000))
-    cohort_ms = statistics.median(b[0] for b in batch_times)
-    elig_ms = statistics.median(b[1] for b in batch_times)
-    cohort_cpu = statistics.median(b[0] for b in batch_cpu)
-    elig_cpu = statistics.median(b[1] for b in batch_cpu)
+    rows, singles = [], {}
+    for disease in ("LBCL", "MM"):
+        person = pick_member(events, list(members.loc[members["disease"] == disease, "person_id"]))
+        one = StepInputs(events[events["person_id"] == person].reset_index(drop=True),
+                         persons[persons["person_id"] == person].reset_index(drop=True),
+                         pd.Series(AS_OF, index=[person]), codes, rules)  # fmt: skip
+        steps = one.steps(baseline)
+        if disease == "MM":
+            steps = {k: v for k, v in steps.items() if k.startswith("eligibility")}
+        times = time_interleaved(steps, args.repeats)
+        n_events = int((events["person_id"] == person).sum())
+        for name, (wall, cpu) in times.items():
+            singles[(disease, name)] = statistics.median(wall)
+            rows.append(f"| one {disease} member ({n_events} events, {int(one.treatment['prior_lines'][0])} lines): {name} "
+                        f"| {statistics.median(wall):.3f} | {np.percentile(wall, 99):.3f} | {statistics.median(cpu):.3f} |")
 
-    sample = list(as_of.index[: args.baseline_members])
-    grouped = {pid_: g.reset_index(drop=True) for pid_, g in events[events["person_id"].isin(sample)].groupby("person_id")}
-    t0 = time.perf_counter()
-    for pid_ in sample:
-        a = as_of.loc[[pid_]]
-        p_ = persons[persons["person_id"] == pid_]
-        c_ = assign_cohort(grouped.get(pid_, events.iloc[:0]), p_, a, codes)
-        assess_eligibility(p_, c_, treatment[treatment["person_id"] == pid_], a, rules)
-    loop_per_member = (time.perf_counter() - t0) * 1000 / len(sample)
+    ids = list(members["person_id"])
+    chunk_events, chunk_persons = repeat_members(events, persons, ids, args.chunk)
+    chunk = StepInputs(chunk_events, chunk_persons, pd.Series(AS_OF, index=pd.Index(chunk_persons["person_id"].astype(str))), codes, rules)
+    chunk_times = time_interleaved(chunk.steps(baseline), args.chunk_repeats, warmup=1)
+    chunk_rows = []
+    for name, (wall, cpu) in chunk_times.items():
+        chunk_rows.append(f"| {name} | {statistics.median(wall):.0f} | {statistics.median(wall) / args.chunk:.4f} "
+                          f"| {statistics.median(cpu) / args.chunk:.4f} |")
 
-    def q(xs, p):
-        return float(np.percentile(xs, p))
-
-    # a fixed numpy workload timed in the same run: this machine is shared, so absolute figures
-    # drift with load; the reference lets runs be compared
-    reference = time_calls(lambda: np.sort(np.random.default_rng(0).random(200_000)), 50)
+    reference = [t for t in time_interleaved({"ref": lambda: np.sort(np.random.default_rng(0).random(200_000))}, 30, 3)["ref"][0]]
     load = os.getloadavg()
-    n = args.members
-    batch_per_member = (cohort_ms + elig_ms) / n
+    command = f".venv/bin/python bench/bench_eligibility.py --data {args.data} --chunk {args.chunk} --repeats {args.repeats}"
+    command += f" --baseline {args.baseline}" if args.baseline else ""
     lines = [
-        "# Cohort and eligibility benchmark",
+        "# Lines, treatment summary and label eligibility benchmark",
         "",
-        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} on {platform.machine()}, {platform.python_version()}, "
-        f"pandas {pd.__version__}, numpy {np.__version__}.",
-        f"Command: `.venv/bin/python bench/bench_eligibility.py --members {n} --repeats {args.repeats} "
-        f"--baseline-members {args.baseline_members}`",
+        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} on {platform.machine()}, Python {platform.python_version()}, "
+        f"pandas {pd.__version__}, numpy {np.__version__}.  ",
+        f"Command: `{command}`  ",
+        f"Load average at the end of the run {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) on 2 cores; reference "
+        f"workload (numpy sort of 200k floats) {statistics.median(reference):.2f} ms median. Compare runs through the reference "
+        "and the same-run baseline, not through absolute figures.",
         "",
-        f"Load average during the run {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) on 2 cores; reference "
-        f"workload (numpy sort of 200k floats) {statistics.median(reference):.2f} ms median. Scale figures by the "
-        "reference when comparing runs.",
+        f"Population: {args.data} ({len(candidates)} cohort candidates, {len(members)} treated cohort members); as of {AS_OF.date()}; "
+        f"{len(rules.rules)} label rules, {len(rules.products)} products."
+        + (f" Baseline: `{args.baseline}`, timed call by call alternately with the current code; "
+           f"outputs on the chunk: {compare_outputs(chunk, baseline)}." if baseline else ""),
         "",
-        f"Random histories, {len(events) / n:.0f} events per member, {int(cohort_all['in_cohort'].sum())} of {n} in the cohort; "
-        f"{len(rules.rules)} rules, {len(rules.products)} products.",
+        "## One member (the real-time path)",
         "",
-        "| measurement | wall median ms | wall p99 ms | CPU median ms | CPU p99 ms |",
-        "|---|---|---|---|---|",
-        f"| one member: assign_cohort ({len(ev1)} events) | {statistics.median(single_cohort):.2f} | {q(single_cohort, 99):.2f} "
-        f"| {statistics.median(cpu_cohort):.2f} | {q(cpu_cohort, 99):.2f} |",
-        f"| one member: assess_eligibility (LBCL, 7 products) | {statistics.median(single_elig):.2f} | {q(single_elig, 99):.2f} "
-        f"| {statistics.median(cpu_elig):.2f} | {q(cpu_elig, 99):.2f} |",
+        "| step | wall median ms | wall p99 ms | CPU median ms |",
+        "|---|---|---|---|",
+        *rows,
         "",
-        "| batch | wall total ms | wall per member ms | CPU total ms | CPU per member ms |",
-        "|---|---|---|---|---|",
-        f"| assign_cohort, {n} members ({len(events)} events) | {cohort_ms:.0f} | {cohort_ms / n:.4f} | {cohort_cpu:.0f} | {cohort_cpu / n:.4f} |",
-        f"| assess_eligibility, {n} members ({n * len(rules.products)} rows) | {elig_ms:.0f} | {elig_ms / n:.4f} | {elig_cpu:.0f} | {elig_cpu / n:.4f} |",
-        f"| both, batch | {cohort_ms + elig_ms:.0f} | {batch_per_member:.4f} | {cohort_cpu + elig_cpu:.0f} | {(cohort_cpu + elig_cpu) / n:.4f} |",
-        f"| baseline: both called member by member ({len(sample)} members) | - | {loop_per_member:.3f} | - | - |",
+    ]
+    if baseline:
+        lines += [", ".join(f"{d}: eligibility {singles[(d, 'eligibility_columns, baseline')] / singles[(d, 'eligibility_columns')]:.1f}x faster than the baseline"
+                            for d in ("LBCL", "MM")) + " (wall medians).", ""]
+    lines += [
+        f"## Per member in a chunk of {args.chunk} members (the batch path: same functions)",
         "",
-        f"Batch vs member-by-member loop: {loop_per_member / batch_per_member:.0f}x cheaper per member. "
-        f"Extrapolated to 1M members: cohort + eligibility ~{batch_per_member * 1e6 / 1000:.0f} s in batch "
-        f"vs ~{loop_per_member * 1e6 / 1000 / 60:.0f} min in a per-member loop.",
+        f"| step | wall total ms (median of {args.chunk_repeats}) | wall per member ms | CPU per member ms |",
+        "|---|---|---|---|",
+        *chunk_rows,
         "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ _SPECS: list[FeatureSpec] = [
     FeatureSpec(
         "demo_payer_type",
         "Payer type",
-        "Payer type of the most recent enrollment span (commercial, Medicare, Medicaid, self-insured; anything else is 'other').",
+        "Payer type of the enrollment span in force on the evaluation date, or the last one before it (commercial, Medicare, Medicaid, self-insured; anything else is 'other').",
         "demographics",
         "category",
         "categorical",
@@ -172,7 +172,7 @@ _SPECS: list[FeatureSpec] = [
     FeatureSpec(
         "lot_lenalidomide_refractory_flag",
         "Lenalidomide-refractory (proxy)",
-        "1 when a new line started while lenalidomide was still supplied or within 60 days of its last supply.",
+        "1 when the next line, or the first sign of progression after the last line, came while lenalidomide was supplied or within 60 days of its last supply; 0 when lenalidomide was never given or no progression followed it; missing when progression first shows more than 60 days after the last supply (claims cannot tell when it began).",
         "treatment",
         "flag",
         "flag",

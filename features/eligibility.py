@@ -40,7 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.cohort import EXCLUSION_PCNSL, PCNSL_UNSEPARABLE
-from features.columns import STR, TextColumn, columns_of, frame_from_columns, n_rows, positions, to_numpy
+from features.columns import STR, TextColumn, columns_of, frame_from_columns, n_rows, object_values, positions, to_numpy
 from features.memo import IdentityMemo
 
 RULES_PATH = Path(__file__).parent / "rules" / "car_t_labels.yaml"
@@ -146,14 +146,27 @@ class EligibilityRules(BaseModel):
 
 
 class _RuleIndex:
-    """What the engine reads from a rule set, derived once per rule-set object."""
+    """What the engine reads from a rule set, compiled once per rule-set object.
+
+    Rules are grouped by disease (each with its product's output column), so a call evaluates only
+    the rules of the diseases its members have; the per-rule constants (in-force days, texts) are
+    computed here rather than on every call.
+    """
 
     def __init__(self, rules: EligibilityRules):
         self.products = tuple(dict.fromkeys(r.product_generic for r in rules.rules))
         self.by_product = {p: tuple(r for r in rules.rules if r.product_generic == p) for p in self.products}
+        self.by_disease: dict[str, list[tuple[int, tuple[_CompiledRule, ...]]]] = {}
+        for j, product in enumerate(self.products):
+            own = self.by_product[product]
+            for disease in dict.fromkeys(r.disease for r in own):
+                compiled = tuple(_CompiledRule(r) for r in own if r.disease == disease)
+                self.by_disease.setdefault(disease, []).append((j, compiled))
         # drug classes any rule reads: only those exposure columns are taken from the frame
         self.classes = frozenset(c for r in rules.rules for c in r.required_prior_classes + r.expected_prior_classes)
         self.version = rules.full_version
+        self.labelled = tuple(", ".join(DISEASE_NAMES[d] for d in sorted({r.disease for r in self.by_product[p]})) for p in self.products)
+        self.unmatched: dict[str, tuple[str, ...]] = {}  # disease|exclusion -> reason per product, filled on first use
 
 
 _INDEXES = IdentityMemo()
@@ -187,61 +200,103 @@ def _load(path: Path) -> EligibilityRules:
     return rules.model_copy(update={"digest": hashlib.sha256(raw).hexdigest()[:8]})
 
 
-class _Members:
-    """Column arrays of everything the rules read, aligned to ``as_of.index``.
+# Columns the rules read, checked up front so a missing one is an error naming the frame even when
+# the members of this call would not need it.
+_COHORT_COLUMNS = ("in_cohort", "disease", "subtype", "exclusion", "evidence", "lineage_known")
+_TREATMENT_COLUMNS = (
+    "prior_lines", "progressed_after_last_line", "progression_evidence", "early_relapse", "primary_refractory",
+    "lenalidomide_refractory", "days_line1_end_to_line2_start", "line1_regimen", "line1_end", "car_t_received", "car_t_date",
+)  # fmt: skip
 
-    Frames are aligned by position lookup on ``person_id`` (no reindexing of whole frames), so a
-    one-member call costs a few array operations per column.
+
+class _Members:
+    """Column arrays of everything the rules read, aligned to ``as_of.index``, each read on first use.
+
+    Frames are aligned by position lookup on ``person_id`` (no reindexing of whole frames), and a
+    column is converted only when a rule of a disease present in the call reads it: one lymphoma
+    member never pays for the myeloma or ALL columns.
     """
 
     def __init__(self, persons, cohort, treatment, as_of: pd.Series, classes: frozenset[str]):
-        ids = as_of.index
+        ids = as_of.index.to_numpy(dtype=object)
         self.ids = ids
         self.n = len(ids)
-        self.as_of = as_of.to_numpy(dtype="datetime64[D]")
-        c = _Aligned(cohort, ids, "cohort")
-        self.in_cohort = c.flag("in_cohort")
-        self.disease = c.text("disease")
-        self.subtype = c.text("subtype")
-        self.exclusion = c.text("exclusion")
-        self.evidence = c.text("evidence")
-        self.lineage_known = c.flag("lineage_known")
-        self.age = _age_years(_Aligned(persons, ids, "persons").dates("birth_date"), self.as_of)
-        t = _Aligned(treatment, ids, "treatment")
-        self.prior_lines = t.number("prior_lines", 0).astype(np.int64)
-        self.progressed = t.flag("progressed_after_last_line")
-        self.progression_evidence = t.text("progression_evidence")
-        self.early_relapse = t.tristate("early_relapse")
-        self.primary_refractory = t.tristate("primary_refractory")
-        self.len_refractory = t.tristate("lenalidomide_refractory")
-        self.gap_days = t.number("days_line1_end_to_line2_start", np.nan)
-        self.line1_regimen = t.text("line1_regimen")
-        self.line1_end = t.dates("line1_end")
-        self.exposed = {cls: t.flag(CLASS_EXPOSURE[cls][0]) for cls in classes}
-        # received in a line followed by progression: what the labels call a "prior" class
-        self.failed = {cls: t.flag(CLASS_EXPOSURE[cls][0].replace("exposed_", "failed_", 1)) for cls in classes}
-        self.car_t = t.flag("car_t_received")
-        self.car_t_date = t.dates("car_t_date")
-        people = _Aligned(persons, ids, "persons")
-        death = people.dates("death_date") if "death_date" in people.columns else np.full(self.n, np.datetime64("NaT"), "datetime64[D]")
-        self.dead = ~np.isnat(death) & (death <= self.as_of)
-        self.death = death
+        self.as_of = to_numpy(as_of.array, "datetime64[D]")
+        self._cohort = _Aligned(cohort, ids, "cohort")
+        self._treatment = _Aligned(treatment, ids, "treatment")
+        self._persons = _Aligned(persons, ids, "persons")
+        exposure = [CLASS_EXPOSURE[c][0] for c in sorted(classes)]
+        self._cohort.require(_COHORT_COLUMNS)
+        self._treatment.require(_TREATMENT_COLUMNS + tuple(exposure) + tuple(_failed(e) for e in exposure))
+        self._persons.require(("birth_date",))
+        self._classes = classes
+
+    def __getattr__(self, name: str):
+        loader = _MEMBER_COLUMNS.get(name)
+        if loader is None:
+            raise AttributeError(name)
+        value = loader(self)
+        setattr(self, name, value)  # later reads find the attribute without coming here
+        return value
+
+    def _death(self) -> np.ndarray:
+        people = self._persons
+        if "death_date" in people.columns:
+            return people.dates("death_date")
+        return np.full(self.n, np.datetime64("NaT"), "datetime64[D]")
+
+
+def _failed(exposure_column: str) -> str:
+    """``exposed_x`` -> ``failed_x``: received in a line followed by progression, what labels call "prior"."""
+    return exposure_column.replace("exposed_", "failed_", 1)
+
+
+_MEMBER_COLUMNS = {
+    "in_cohort": lambda m: m._cohort.flag("in_cohort"),
+    "disease": lambda m: m._cohort.text("disease"),
+    "subtype": lambda m: m._cohort.text("subtype"),
+    "exclusion": lambda m: m._cohort.text("exclusion"),
+    "evidence": lambda m: m._cohort.text("evidence"),
+    "lineage_known": lambda m: m._cohort.flag("lineage_known"),
+    "age": lambda m: _age_years(m._persons.dates("birth_date"), m.as_of),
+    "prior_lines": lambda m: m._treatment.number("prior_lines", 0).astype(np.int64),
+    "progressed": lambda m: m._treatment.flag("progressed_after_last_line"),
+    "progression_evidence": lambda m: m._treatment.text("progression_evidence"),
+    "early_relapse": lambda m: m._treatment.tristate("early_relapse"),
+    "primary_refractory": lambda m: m._treatment.tristate("primary_refractory"),
+    "len_refractory": lambda m: m._treatment.tristate("lenalidomide_refractory"),
+    "gap_days": lambda m: m._treatment.number("days_line1_end_to_line2_start", np.nan),
+    "line1_regimen": lambda m: m._treatment.text("line1_regimen"),
+    "line1_end": lambda m: m._treatment.dates("line1_end"),
+    "exposed": lambda m: {c: m._treatment.flag(CLASS_EXPOSURE[c][0]) for c in m._classes},
+    "failed": lambda m: {c: m._treatment.flag(_failed(CLASS_EXPOSURE[c][0])) for c in m._classes},
+    "car_t": lambda m: m._treatment.flag("car_t_received"),
+    "car_t_date": lambda m: m._treatment.dates("car_t_date"),
+    "death": lambda m: m._death(),
+    "dead": lambda m: ~np.isnat(m.death) & (m.death <= m.as_of),
+}
 
 
 class _Aligned:
     """Columns of one input (DataFrame or column mapping) in ``ids`` order; absent members get the stated default."""
 
-    def __init__(self, frame, ids: pd.Index, name: str):
+    def __init__(self, frame, ids: np.ndarray, name: str):
+        """``ids``: the member keys as an object array."""
         self.columns, self.name = columns_of(frame), name
         if "person_id" not in self.columns:
             raise ValueError(f"{name} frame lacks column person_id")
-        keys = to_numpy(self.columns["person_id"], object)
-        if len(keys) == len(ids) and (keys == ids.to_numpy(dtype=object)).all():
+        keys = object_values(self.columns, "person_id", None)  # converted once per frame for every step
+        if len(keys) == len(ids) and (keys == ids).all():
             self.at = None  # already aligned: the common case inside the pipeline
             return
         if len(set(keys.tolist())) != len(keys):
             raise ValueError(f"{name} frame has duplicated person_id values")
-        self.at = positions(pd.Index(keys, dtype=object), ids.to_numpy(dtype=object), name)
+        self.at = positions(pd.Index(keys, dtype=object), ids, name)
+
+    def require(self, names) -> None:
+        for column in names:
+            if column not in self.columns:
+                raise ValueError(f"{self.name} frame lacks column {column}")
 
     def _take(self, values: np.ndarray, default) -> np.ndarray:
         if self.at is None:
@@ -266,6 +321,8 @@ class _Aligned:
         values = self._column(column)
         if values.dtype == bool:
             return self._take(to_numpy(values).astype(np.int8), -1)
+        if isinstance(values, pd.arrays.BooleanArray):
+            return self._take(values.to_numpy(dtype=np.int8, na_value=-1), -1)  # one pandas call
         as_float = to_numpy(values, float, np.nan)  # one conversion keeps the missing marks
         return self._take(np.where(np.isnan(as_float), -1, as_float).astype(np.int8), -1)
 
@@ -277,7 +334,9 @@ class _Aligned:
         if values.dtype.kind not in "if":
             values = pd.to_numeric(pd.Series(values), errors="coerce").astype(float).array
         array = to_numpy(values, float, np.nan)
-        return self._take(np.where(np.isnan(array), default, array), default)
+        if not np.isnan(default):
+            array = np.where(np.isnan(array), default, array)
+        return self._take(array, default)
 
     def dates(self, column: str) -> np.ndarray:
         return self._take(to_numpy(self._column(column), "datetime64[D]"), np.datetime64("NaT"))
@@ -285,15 +344,10 @@ class _Aligned:
 
 def _age_years(birth: np.ndarray, as_of: np.ndarray) -> np.ndarray:
     """Completed years on ``as_of``; -1 when the birth date is unknown."""
-    def parts(d: np.ndarray):
-        y = d.astype("datetime64[Y]")
-        m = d.astype("datetime64[M]")
-        return y.astype(np.int64), (m - y).astype(np.int64), (d - m).astype(np.int64)
-
-    by, bm, bd = parts(birth)
-    ay, am, ad = parts(as_of)
-    age = ay - by - ((am < bm) | ((am == bm) & (ad < bd)))
-    return np.where(np.isnat(birth) | np.isnat(as_of), -1, age)
+    birth_month, as_of_month = birth.astype("datetime64[M]"), as_of.astype("datetime64[M]")
+    # completed months: calendar months between them, less one while the day of the month is not reached
+    months = (as_of_month - birth_month).astype(np.int64) - ((as_of - as_of_month) < (birth - birth_month))
+    return np.where(np.isnat(birth) | np.isnat(as_of), -1, months // 12)
 
 
 # A criterion evaluated over members ``ix``: status per member (0 met, 1 missing, 2 unknown,
@@ -310,27 +364,107 @@ class _Criterion:
         self.text = text  # callable(positions into ix) -> list[str]
 
 
-def _evaluate(rule: LabelRule, m: _Members, ix: np.ndarray) -> list[_Criterion]:
-    """All criteria of one rule for members ``ix`` (whose cohort disease is the rule's)."""
-    out: list[_Criterion] = []
-    k = len(ix)
-    day = m.as_of[ix]
+class _Group:
+    """The members of one disease in a call: their column slices and the rule-independent criteria
+    parts, computed once for all the rules of that disease (each on first use)."""
 
-    start = np.datetime64(rule.in_force_from, "D")
-    end = np.datetime64(rule.in_force_to, "D") if rule.in_force_to else None
-    early = day < start
-    late = day >= end if end is not None else np.zeros(k, dtype=bool)
-    status = np.where(early | late, _MISSING, _SILENT)
+    def __init__(self, m: _Members, ix: np.ndarray):
+        self.m, self.ix, self.k = m, ix, len(ix)
+        self._parts: dict = {}
+
+    def part(self, key: tuple, build):
+        """``build()`` once per key: a criterion's arrays for one value of the rule parameters it reads."""
+        hit = self._parts.get(key)
+        if hit is None:
+            hit = self._parts[key] = build()
+        return hit
+
+    def __getattr__(self, name: str):
+        loader = _GROUP_PARTS.get(name)
+        value = loader(self) if loader is not None else self._slice(getattr(self.m, name))
+        setattr(self, name, value)
+        return value
+
+    def _slice(self, column):
+        if self.k == self.m.n:  # every member (one member alone, or a one-disease chunk): no copy
+            return column
+        if isinstance(column, dict):
+            return {key: values[self.ix] for key, values in column.items()}
+        return column[self.ix]
+
+    def _early_failure(self) -> tuple:
+        """(refractory, early relapse, months line 1 -> 2, status) of the 12-month-failure criterion."""
+        refractory = self.primary_refractory
+        early_relapse = self.early_relapse.copy()
+        months = np.round(self.gap_days / _DAYS_PER_MONTH)
+        # One line with progression but no line 2 yet: the relapse happened on or before as_of, so
+        # as_of within 12 months of the end of line 1 proves an early relapse; later is unknown.
+        since_end = (self.as_of - self.line1_end).astype("timedelta64[D]").astype(float)
+        since_end[np.isnat(self.line1_end)] = np.nan
+        bounded = (early_relapse == -1) & (self.prior_lines == 1) & self.progressed & (since_end <= _EARLY_RELAPSE_DAYS)
+        early_relapse[bounded] = 1
+        months = np.where(bounded, np.nan, months)
+        met = (refractory == 1) | (early_relapse == 1)
+        status = np.where(met, _MET, np.where(early_relapse == 0, _MISSING, _UNKNOWN))
+        return refractory, early_relapse, months, status
+
+
+_GROUP_PARTS = {
+    "early_failure": _Group._early_failure,
+    "pcnsl_status": lambda g: np.where(
+        np.fromiter((PCNSL_UNSEPARABLE in e for e in g.evidence.tolist()), dtype=bool, count=g.k) & (g.exclusion == ""), _UNKNOWN, _SILENT
+    ),
+    "car_t_status": lambda g: np.where(g.car_t, _UNKNOWN, _SILENT),
+}
+
+
+class _CompiledRule:
+    """One label rule with the constants its criteria need, built once per rule set."""
+
+    def __init__(self, rule: LabelRule):
+        self.rule = rule
+        self.start = np.datetime64(rule.in_force_from, "D")
+        self.end = np.datetime64(rule.in_force_to, "D") if rule.in_force_to else None
+        self.histologies = None if rule.histologies is None else frozenset(rule.histologies)
+        self.age_limit = f"up to {rule.max_age}" if rule.max_age is not None else f"{rule.min_age} or older"
+        self.lines_hint = f"on progression after line {rule.min_prior_lines}"
+        self.date_hint = f"from {rule.in_force_from} when this label took effect" if rule.in_force_to is None else None
+
+    def evaluate(self, group: _Group) -> list[_Criterion]:
+        """All criteria of the rule for the members of ``group`` (whose cohort disease is the rule's)."""
+        return _evaluate(self, group)
+
+
+def _evaluate(compiled: _CompiledRule, g: _Group) -> list[_Criterion]:
+    """Every criterion of one rule. Status arrays depend on a few rule parameters (age limits, line
+    count, histologies, classes) that label versions share, so each is built once per group and
+    parameter value (``g.part``); only the reason texts know the rule."""
+    rule = compiled.rule
+    out: list[_Criterion] = []
+    k = g.k
+    day = g.as_of
+
+    start, end = compiled.start, compiled.end
+
+    def in_force():
+        early = day < start
+        late = day >= end if end is not None else np.zeros(k, dtype=bool)
+        return np.where(early | late, _MISSING, _SILENT), early
+
+    status, early = g.part(("in_force", start, end), in_force)
     out.append(_Criterion("in_force", status, lambda p: [
         f"label approved {rule.in_force_from}, after the evaluation date {day[i]}" if early[i]
         else f"this label version was superseded on {rule.in_force_to}" for i in p]))
 
-    sub = m.subtype[ix]
-    excl = m.exclusion[ix]
+    sub, excl, evidence = g.subtype, g.exclusion, g.evidence
     disease_name = DISEASE_NAMES[rule.disease]
-    ok_hist = np.ones(k, dtype=bool) if rule.histologies is None else np.isin(sub, list(rule.histologies))
-    status = np.where(excl != "", _MISSING, np.where(ok_hist, _MET, _MISSING))
-    evidence = m.evidence[ix]
+    hist = compiled.histologies
+
+    def disease():
+        ok = np.ones(k, dtype=bool) if hist is None else np.fromiter((x in hist for x in sub.tolist()), dtype=bool, count=k)
+        return np.where(excl != "", _MISSING, np.where(ok, _MET, _MISSING)), ok
+
+    status, ok_hist = g.part(("disease", hist), disease)
     out.append(_Criterion("disease", status, lambda p: [
         (f"{excl[i]}: excluded from the label" if excl[i] == EXCLUSION_PCNSL and "PCNSL" in rule.exclusions
          else f"excluded from the cohort: {excl[i]}") if excl[i] != ""
@@ -338,57 +472,55 @@ def _evaluate(rule: LabelRule, m: _Members, ix: np.ndarray) -> list[_Criterion]:
         else f"{sub[i]} is not among the histologies this label names" for i in p]))
 
     if "PCNSL" in rule.exclusions:
-        hidden = np.array([PCNSL_UNSEPARABLE in e for e in evidence], dtype=bool)
-        out.append(_Criterion("pcnsl", np.where(hidden & (excl == ""), _UNKNOWN, _SILENT), lambda p: [
+        out.append(_Criterion("pcnsl", g.pcnsl_status, lambda p: [
             "primary CNS lymphoma cannot be ruled out: C83.39 was coded, and C83.390 exists only from FY2025"
             for _ in p]))
     if rule.disease == "MZL":
-        ambiguous = sub == "MZL_or_SLL"
-        out.append(_Criterion("histology_ambiguity", np.where(ambiguous, _UNKNOWN, _SILENT), lambda p: [
+        out.append(_Criterion("histology_ambiguity", g.part(("mzl",), lambda: np.where(sub == "MZL_or_SLL", _UNKNOWN, _SILENT)), lambda p: [
             "C83.0 does not separate marginal zone lymphoma from SLL: confirm histology" for _ in p]))
 
-    age = m.age[ix]
-    too_young = age < rule.min_age
-    too_old = age > rule.max_age if rule.max_age is not None else np.zeros(k, dtype=bool)
-    status = np.where(age < 0, _UNKNOWN, np.where(too_young | too_old, _MISSING, _MET))
-    limit = f"up to {rule.max_age}" if rule.max_age is not None else f"{rule.min_age} or older"
+    age = g.age
+    min_age, max_age = rule.min_age, rule.max_age
+
+    def ages():
+        too_young = age < min_age
+        too_old = age > max_age if max_age is not None else np.zeros(k, dtype=bool)
+        return np.where(age < 0, _UNKNOWN, np.where(too_young | too_old, _MISSING, _MET)), too_young, too_old
+
+    status, too_young, too_old = g.part(("age", min_age, max_age), ages)
+    limit = compiled.age_limit
     out.append(_Criterion("age", status, lambda p: [
         "age unknown (no birth date)" if age[i] < 0
-        else f"age {age[i]} is below the label minimum of {rule.min_age}" if too_young[i]
-        else f"age {age[i]} exceeds the label limit of {rule.max_age}" if too_old[i]
+        else f"age {age[i]} is below the label minimum of {min_age}" if too_young[i]
+        else f"age {age[i]} exceeds the label limit of {max_age}" if too_old[i]
         else f"age {age[i]} (label: {limit})" for i in p]))
 
     n_lines = rule.min_prior_lines
-    lines = m.prior_lines[ix]
-    progressed = m.progressed[ix]
-    prog_text = m.progression_evidence[ix]
-    lines_ok = (lines > n_lines) | ((lines == n_lines) & progressed)
-    out.append(_Criterion("lines", np.where(lines_ok, _MET, _MISSING), lambda p: [
+    lines, progressed, prog_text = g.prior_lines, g.progressed, g.progression_evidence
+
+    def lines_met():
+        ok = (lines > n_lines) | ((lines == n_lines) & progressed)
+        return np.where(ok, _MET, _MISSING), ok
+
+    status, lines_ok = g.part(("lines", n_lines), lines_met)
+    out.append(_Criterion("lines", status, lambda p: [
         _lines_text(int(lines[i]), n_lines, bool(progressed[i]), prog_text[i]) for i in p]))
 
-    regimen = m.line1_regimen[ix]
     if rule.timing == "early_failure_12m":
-        refractory = m.primary_refractory[ix]
-        early_relapse = m.early_relapse[ix].copy()
-        months = np.round(m.gap_days[ix] / _DAYS_PER_MONTH)
-        # One line with progression but no line 2 yet: the relapse happened on or before as_of, so
-        # as_of within 12 months of the end of line 1 proves an early relapse; later is unknown.
-        since_end = (day - m.line1_end[ix]).astype("timedelta64[D]").astype(float)
-        since_end[np.isnat(m.line1_end[ix])] = np.nan
-        bounded = (early_relapse == -1) & (lines == 1) & progressed & (since_end <= _EARLY_RELAPSE_DAYS)
-        early_relapse[bounded] = 1
-        months = np.where(bounded, np.nan, months)
-        met = refractory == 1
-        met |= early_relapse == 1
-        missing = ~met & (early_relapse == 0)
-        status = np.where(~lines_ok & (lines < 1), _SILENT, np.where(met, _MET, np.where(missing, _MISSING, _UNKNOWN)))
+        regimen = g.line1_regimen
+        refractory, early_relapse, months, early_status = g.early_failure
+        status = g.part(("early_failure", n_lines), lambda: np.where(~lines_ok & (lines < 1), _SILENT, early_status))
         out.append(_Criterion("timing", status, lambda p: [
             _timing_text(int(refractory[i]), int(early_relapse[i]), months[i], regimen[i]) for i in p]))
     elif rule.timing == "refractory_or_second_relapse":
-        refractory = m.primary_refractory[ix]
-        second = (lines > 2) | ((lines == 2) & progressed)
-        met = (refractory == 1) | second
-        status = np.where(~lines_ok, _SILENT, np.where(met, _MET, np.where(refractory == -1, _UNKNOWN, _MISSING)))
+        refractory = g.primary_refractory
+
+        def second_relapse():
+            second = (lines > 2) | ((lines == 2) & progressed)
+            met = (refractory == 1) | second
+            return np.where(~lines_ok, _SILENT, np.where(met, _MET, np.where(refractory == -1, _UNKNOWN, _MISSING))), second
+
+        status, second = g.part(("second_relapse", n_lines), second_relapse)
         out.append(_Criterion("timing", status, lambda p: [
             ("refractory to first-line therapy" if refractory[i] == 1 else "in second or later relapse (progression after line 2)")
             if (refractory[i] == 1 or second[i])
@@ -399,16 +531,18 @@ def _evaluate(rule: LabelRule, m: _Members, ix: np.ndarray) -> list[_Criterion]:
     # A prior class is one received in a line followed by progression (``failed_*``), not one of
     # the current line: starting a BTK inhibitor after relapse is not "prior BTKi" until it fails.
     for cls in rule.required_prior_classes:
-        failed, exposed = m.failed[cls][ix], m.exposed[cls][ix]
+        failed, exposed = g.failed[cls], g.exposed[cls]
         label = CLASS_EXPOSURE[cls][1]
-        out.append(_Criterion("class", np.where(failed, _MET, _MISSING), lambda p, f=failed, e=exposed, lb=label: [
+        status = g.part(("required", cls), lambda f=failed: np.where(f, _MET, _MISSING))
+        out.append(_Criterion("class", status, lambda p, f=failed, e=exposed, lb=label: [
             f"prior {lb}" if f[i]
             else f"{lb} only in the current line, no progression after it yet (the label requires a prior one)" if e[i]
             else f"no prior {lb} (the label requires one)" for i in p]))
     for cls in rule.expected_prior_classes:
-        failed, exposed = m.failed[cls][ix], m.exposed[cls][ix]
+        failed, exposed = g.failed[cls], g.exposed[cls]
         label = CLASS_EXPOSURE[cls][1]
-        out.append(_Criterion("class", np.where(failed, _MET, _UNKNOWN), lambda p, f=failed, e=exposed, lb=label: [
+        status = g.part(("expected", cls), lambda f=failed: np.where(f, _MET, _UNKNOWN))
+        out.append(_Criterion("class", status, lambda p, f=failed, e=exposed, lb=label: [
             f"prior {lb}" if f[i]
             else f"{lb} only in the current line, no progression after it yet: the pivotal trial and payer policies "
                  "expect a prior one, the label does not state it" if e[i]
@@ -416,25 +550,28 @@ def _evaluate(rule: LabelRule, m: _Members, ix: np.ndarray) -> list[_Criterion]:
             for i in p]))
 
     if rule.refractory_to == "lenalidomide":
-        refr = m.len_refractory[ix]
-        out.append(_Criterion("refractory", np.where(refr == 1, _MET, np.where(refr == 0, _MISSING, _UNKNOWN)), lambda p: [
-            "lenalidomide-refractory (claims proxy: next line started on or within 60 days of lenalidomide)" if refr[i] == 1
-            else "not lenalidomide-refractory by the claims proxy (no line started on or within 60 days of lenalidomide)"
-            if refr[i] == 0 else "lenalidomide refractoriness cannot be judged from the claims" for i in p]))
+        refr = g.len_refractory
+        status = g.part(("lenalidomide",), lambda: np.where(refr == 1, _MET, np.where(refr == 0, _MISSING, _UNKNOWN)))
+        out.append(_Criterion("refractory", status, lambda p: [
+            "lenalidomide-refractory (claims proxy: progression or a next line on or within 60 days of lenalidomide)"
+            if refr[i] == 1
+            else "not lenalidomide-refractory by the claims proxy (no progression or next line on or within 60 days of lenalidomide)"
+            if refr[i] == 0
+            else "lenalidomide refractoriness cannot be judged from the claims (progression first seen more than 60 days "
+                 "after the last lenalidomide supply)" for i in p]))
 
     if rule.lineage_required:
-        known = m.lineage_known[ix]
-        out.append(_Criterion("lineage", np.where(known, _MET, _UNKNOWN), lambda p: [
+        known = g.lineage_known
+        out.append(_Criterion("lineage", g.part(("lineage",), lambda: np.where(known, _MET, _UNKNOWN)), lambda p: [
             "B-lineage shown by a B-cell-directed drug (blinatumomab, inotuzumab or rituximab)" if known[i]
             else "B- versus T-lineage ALL cannot be told from C91.0 codes: confirm B-cell precursor immunophenotype"
             for i in p]))
 
     for text in rule.unobservable:
-        out.append(_Criterion("unobservable", np.full(k, _UNKNOWN), lambda p, t=text: [t for _ in p]))
+        out.append(_Criterion("unobservable", g.part(("unobservable",), lambda: np.full(k, _UNKNOWN)), lambda p, t=text: [t for _ in p]))
 
-    car_t = m.car_t[ix]
-    car_t_day = m.car_t_date[ix]
-    out.append(_Criterion("car_t", np.where(car_t, _UNKNOWN, _SILENT), lambda p: [
+    car_t_day = g.car_t_date
+    out.append(_Criterion("car_t", g.car_t_status, lambda p: [
         f"CAR T already given on {car_t_day[i]}; the label does not address re-treatment" for i in p]))
     return out
 
@@ -480,74 +617,35 @@ def assess_eligibility(
 
 
 def eligibility_columns(persons, cohort, treatment, as_of: pd.Series, rules: EligibilityRules) -> dict:
-    """:func:`assess_eligibility` as column arrays; inputs may be DataFrames or column mappings."""
+    """:func:`assess_eligibility` as column arrays; inputs may be DataFrames or column mappings.
+
+    Cost grows with the rules of the diseases present, not with the products: members no rule of a
+    product covers get that product's shared reason, and reason texts are built only for the rule
+    reported per member.
+    """
     index = _index(rules)
     m = _Members(persons, cohort, treatment, as_of, index.classes)
     products = index.products
     n, p = m.n, len(products)
+    disease, exclusion = m.disease, m.exclusion
+    codes, keys = _factorize(disease + "|" + exclusion if n else np.zeros(0, dtype=object))
+    missing = _unmatched_reasons(index, keys)[codes] if n else np.empty((0, p), dtype=object)
     indication = np.full((n, p), None, dtype=object)
     eligible = np.zeros((n, p), dtype=bool)
     met = np.empty((n, p), dtype=object)
-    missing = np.empty((n, p), dtype=object)
-    unknown = np.empty((n, p), dtype=object)
+    met.fill([])  # one shared empty list per call, replaced for every reported rule
+    unknown = met.copy()
     hint = np.full((n, p), None, dtype=object)
-    empty: list[str] = []
-    version = index.version
 
-    met[:] = _as_objects([empty] * (n * p)).reshape(n, p)
-    unknown[:] = met
-    groups, group_keys = pd.factorize(m.disease + "|" + m.exclusion) if n else (np.zeros(0, dtype=np.int64), [])
     # members the rules judge: cohort members, and excluded members (the exclusion is the reason)
-    judged = m.in_cohort | (m.exclusion != "")
-    present = set(m.disease[judged])
-    for j, product in enumerate(products):
-        product_rules = index.by_product[product]
-        missing[:, j] = _unmatched_reasons(product_rules, groups, group_keys)
-        best_score = np.full(n, np.iinfo(np.int64).max)
-        best_rule = np.full(n, -1)
-        evaluated: dict[int, tuple[np.ndarray, list[_Criterion]]] = {}
-        for r_i, rule in enumerate(product_rules):
-            if rule.disease not in present:
-                continue
-            ix = np.flatnonzero((m.disease == rule.disease) & judged)
-            criteria = _evaluate(rule, m, ix)
-            statuses = np.vstack([c.status for c in criteria])
-            n_missing = (statuses == _MISSING).sum(axis=0)
-            n_unknown = (statuses == _UNKNOWN).sum(axis=0)
-            # labels in force on the member's date come first; then fewest missing, fewest unknown
-            out_of_force = criteria[0].status == _MISSING
-            score = out_of_force * 1_000_000 + n_missing * 1000 + n_unknown
-            better = score < best_score[ix]
-            best_score[ix[better]] = score[better]
-            best_rule[ix[better]] = r_i
-            evaluated[r_i] = (ix, criteria)
-        for r_i, (ix, criteria) in evaluated.items():
-            chosen = best_rule[ix] == r_i
-            if not chosen.any():
-                continue
-            pos = np.flatnonzero(chosen)
-            rows = ix[pos]
-            rule = product_rules[r_i]
-            lists = {_MET: [[] for _ in pos], _MISSING: [[] for _ in pos], _UNKNOWN: [[] for _ in pos]}
-            blocking = {name: np.zeros(len(pos), dtype=bool) for name in ("lines", "in_force", "other")}
-            for c in criteria:
-                st = c.status[pos]
-                reported = np.flatnonzero(st >= 0)
-                if len(reported) == 0:
-                    continue
-                texts = c.text(pos[reported])
-                for q, t in zip(reported, texts):
-                    lists[int(st[q])][q].append(t)
-                blocking[c.name if c.name in blocking else "other"] |= st == _MISSING
-            indication[rows, j] = rule.indication
-            eligible[rows, j] = [not x for x in lists[_MISSING]]
-            met[rows, j] = _as_objects(lists[_MET])
-            missing[rows, j] = _as_objects(lists[_MISSING])
-            unknown[rows, j] = _as_objects(lists[_UNKNOWN])
-            hint[rows, j] = _hint(rule, blocking)
+    judged = m.in_cohort | (exclusion != "")
+    for name in sorted(set(disease[judged].tolist()) & set(index.by_disease)):
+        group = _Group(m, np.flatnonzero(judged & (disease == name)))
+        for j, compiled in index.by_disease[name]:
+            _report_best_rule(compiled, group, j, indication, eligible, met, missing, unknown, hint)
     _exclude_deceased(m, eligible, missing)
-    columns = {
-        "person_id": TextColumn(np.repeat(m.ids.to_numpy(dtype=object), p), STR),
+    return {
+        "person_id": TextColumn(np.repeat(m.ids, p), STR),
         "product": TextColumn(np.tile(np.array(products, dtype=object), n), STR),
         "indication": TextColumn(indication.ravel(), STR),
         "eligible": eligible.ravel(),
@@ -555,9 +653,88 @@ def eligibility_columns(persons, cohort, treatment, as_of: pd.Series, rules: Eli
         "criteria_missing": missing.ravel(),
         "criteria_unknown": unknown.ravel(),
         "first_eligible_hint": TextColumn(hint.ravel(), STR),
-        "rules_version": TextColumn(np.full(n * p, version, dtype=object), STR),
+        "rules_version": TextColumn(np.full(n * p, index.version, dtype=object), STR),
     }
-    return columns
+
+
+def _report_best_rule(compiled: tuple[_CompiledRule, ...], group: _Group, j: int, indication, eligible, met, missing, unknown, hint) -> None:
+    """Fill product column ``j`` for the members of ``group`` from the best of the product's rules for their disease.
+
+    Labels in force on the member's date come first, then fewest missing, then fewest unknown
+    criteria; ties go to the rule listed first. Reasons are assembled member by member (each
+    member gets its own text anyway), so the assembly is plain Python over the chosen members.
+    """
+    evaluated = [rule.evaluate(group) for rule in compiled]
+    if len(evaluated) == 1:
+        chosen_rule = [np.arange(group.k)]
+    else:
+        best_score = best_rule = None
+        for r_i, criteria in enumerate(evaluated):
+            statuses = np.array([c.status for c in criteria])
+            score = _SCORE[statuses + 1].sum(axis=0) + (statuses[0] == _MISSING) * 1_000_000
+            if best_score is None:
+                best_score, best_rule = score, np.zeros(group.k, dtype=np.int64)
+            else:
+                better = score < best_score
+                best_score = np.where(better, score, best_score)
+                best_rule[better] = r_i
+        chosen_rule = [np.flatnonzero(best_rule == r_i) for r_i in range(len(evaluated))]
+    rows_of = group.ix.tolist()
+    for rule, criteria, pos in zip(compiled, evaluated, chosen_rule):
+        k = len(pos)
+        if k == 0:
+            continue
+        whole = k == group.k
+        positions_ = pos.tolist()
+        reasons = ([[] for _ in range(k)], [[] for _ in range(k)], [[] for _ in range(k)])  # met, missing, unknown
+        blocked = ([False] * k, [False] * k, [False] * k)  # missing: progression (lines), label date, anything else
+        for c in criteria:
+            row = (c.status if whole else c.status[pos]).tolist()
+            if k == 1:  # one member: no list of reported positions to build
+                st = row[0]
+                if st >= 0:
+                    reasons[st][0].append(c.text(positions_)[0])
+                    if st == _MISSING:
+                        blocked[_BLOCKS.get(c.name, 2)][0] = True
+                continue
+            reported = [q for q, st in enumerate(row) if st >= 0]
+            if not reported:
+                continue
+            block = blocked[_BLOCKS.get(c.name, 2)]
+            for q, text in zip(reported, c.text([positions_[q] for q in reported])):
+                st = row[q]
+                reasons[st][q].append(text)
+                if st == _MISSING:
+                    block[q] = True
+        lines_hint, date_hint = rule.lines_hint, rule.date_hint
+        for q, p_i in enumerate(positions_):
+            r = rows_of[p_i]
+            indication[r, j] = rule.rule.indication
+            eligible[r, j] = not reasons[_MISSING][q]
+            met[r, j] = reasons[_MET][q]
+            missing[r, j] = reasons[_MISSING][q]
+            unknown[r, j] = reasons[_UNKNOWN][q]
+            by_lines, by_date, by_other = blocked[0][q], blocked[1][q], blocked[2][q]
+            if by_lines and not by_date and not by_other:
+                hint[r, j] = lines_hint
+            elif by_date and not by_lines and not by_other and date_hint is not None:
+                hint[r, j] = date_hint
+
+
+# Score of one criterion by status (not reported, met, missing, unknown): fewest missing, then fewest unknown.
+_SCORE = np.array([0, 0, 1000, 1], dtype=np.int64)
+# Which missing criteria a first-eligibility hint can speak about (index into ``blocked``).
+_BLOCKS = {"lines": 0, "in_force": 1}
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, list]:
+    """Codes and uniques of an object array (a dict walk for small inputs, pandas for large)."""
+    if len(values) > 4096:
+        codes, uniques = pd.factorize(values)
+        return codes.astype(np.int64), list(uniques)
+    seen: dict = {}
+    codes = np.fromiter((seen.setdefault(v, len(seen)) for v in values.tolist()), dtype=np.int64, count=len(values))
+    return codes, list(seen)
 
 
 def _exclude_deceased(m: "_Members", eligible: np.ndarray, missing: np.ndarray) -> None:
@@ -569,34 +746,23 @@ def _exclude_deceased(m: "_Members", eligible: np.ndarray, missing: np.ndarray) 
             missing[i, j] = [*missing[i, j], reason]  # a new list: rows may share their reason lists
 
 
-def _as_objects(lists: list[list[str]]) -> np.ndarray:
-    out = np.empty(len(lists), dtype=object)
-    out[:] = lists
-    return out
+def _unmatched_reasons(index: _RuleIndex, keys: list[str]) -> np.ndarray:
+    """Why a member no rule of a product covers is not eligible: per ``disease|exclusion`` key and
+    product, one list shared by the members of this call with that key (texts cached per rule set)."""
+    table = np.empty((len(keys), len(index.products)), dtype=object)
+    for k, key in enumerate(keys):
+        texts = index.unmatched.get(key)
+        if texts is None:
+            texts = index.unmatched[key] = _unmatched_texts(index, key)
+        for j, text in enumerate(texts):
+            table[k, j] = [text]
+    return table
 
 
-def _unmatched_reasons(product_rules: tuple[LabelRule, ...], groups: np.ndarray, group_keys) -> np.ndarray:
-    """Why a member no rule of this product covers is not eligible: one shared list per disease."""
-    labelled = ", ".join(DISEASE_NAMES[d] for d in sorted({r.disease for r in product_rules}))
-    shared = []
-    for key in group_keys:
-        disease, exclusion = key.split("|", 1)
-        if disease == "" and exclusion == "":
-            shared.append(["not in the cancer cohort: no qualifying target blood-cancer diagnosis"])
-        elif disease == "":
-            shared.append([f"excluded from the cohort: {exclusion}"])
-        else:
-            shared.append([f"labelled for {labelled}; the member's cohort disease is {DISEASE_NAMES[disease]}"])
-    return _as_objects(shared)[groups] if len(groups) else np.empty(0, dtype=object)
-
-
-def _hint(rule: LabelRule, blocking: dict[str, np.ndarray]) -> np.ndarray:
-    """When only progression or the label date stands in the way, say what would change it."""
-    other = blocking["other"]
-    lines_only = blocking["lines"] & ~blocking["in_force"] & ~other
-    date_only = blocking["in_force"] & ~blocking["lines"] & ~other
-    out = np.full(len(other), None, dtype=object)
-    out[lines_only] = f"on progression after line {rule.min_prior_lines}"
-    if rule.in_force_to is None:
-        out[date_only] = f"from {rule.in_force_from} when this label took effect"
-    return out
+def _unmatched_texts(index: _RuleIndex, key: str) -> tuple[str, ...]:
+    disease, exclusion = key.split("|", 1)
+    if disease == "" and exclusion == "":
+        return ("not in the cancer cohort: no qualifying target blood-cancer diagnosis",) * len(index.products)
+    if disease == "":
+        return (f"excluded from the cohort: {exclusion}",) * len(index.products)
+    return tuple(f"labelled for {labelled}; the member's cohort disease is {DISEASE_NAMES[disease]}" for labelled in index.labelled)

@@ -13,7 +13,8 @@ person_id  string         cross-source person key (Tuva ``person_id``)
 kind       string         one of ``EVENT_KINDS``
 date       datetime64[s]  the day the event happened (service, fill, admission, span start)
 end_date   datetime64[s]  last day for spans (stay, enrollment, fill + days supply - 1), else NaT
-code_system string        one of ``CODE_SYSTEMS`` (``""`` for enrollment and death)
+code_system string        one of ``CODE_SYSTEMS`` (``""`` for death; ``payer_type`` or ``""``
+                          for enrollment)
 code       string         normalised code: upper case, no dots, no dashes, NDC as 11 digits
 setting    string         one of ``SETTINGS``: where the event was billed or recorded
 claim_id   string         source claim (or FHIR resource id); groups lines into encounters
@@ -23,7 +24,10 @@ days_supply Int32         pharmacy days supply, else <NA>
 ``persons`` columns (see ``PERSON_COLUMNS``): one row per person with the demographics the
 features need, taken from the most recent enrollment span: ``birth_date``, ``sex`` (male/female/
 unknown), ``race``, ``zip_code`` (5 digits), ``payer_type`` (commercial/medicare/medicaid/...),
-``death_date``.
+``death_date``. Because that span may start after a member's ``as_of``, each enrollment event also
+carries its own span's payer type (``code_system == "payer_type"``, ``code`` the payer type), and
+the features read the payer of the span in force on ``as_of`` from there; ``persons.payer_type``
+is the fallback for sources without spans (a FHIR bundle without Coverage).
 
 Diagnoses become one event per code on the claim (header diagnoses repeat on every claim line, so
 they are taken once per claim). An institutional inpatient claim also yields one ``inpatient_stay``
@@ -46,7 +50,8 @@ EVENT_KINDS = (
     "enrollment",
     "death",
 )
-CODE_SYSTEMS = ("icd10cm", "icd10pcs", "hcpcs", "ndc", "rxnorm", "ms_drg", "revenue", "")
+PAYER_TYPE_SYSTEM = "payer_type"  # the code system of an enrollment event that names its plan's payer type
+CODE_SYSTEMS = ("icd10cm", "icd10pcs", "hcpcs", "ndc", "rxnorm", "ms_drg", "revenue", PAYER_TYPE_SYSTEM, "")
 SETTINGS = ("inpatient", "outpatient", "ed", "office", "pharmacy", "unknown")
 
 EVENT_COLUMNS = (

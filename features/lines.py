@@ -15,10 +15,11 @@ so this module decides who is counted as a candidate. The rules, in the order th
   even of the same regimen, is a new line.
 * After the window a drug not in the regimen starts a new line, unless it substitutes for a regimen
   drug (``substitution_groups``), is that disease's maintenance drug started within
-  ``maintenance_max_gap_days`` of the last induction dose or transplant, or is a planned addition
-  (CNS prophylaxis; frontline ALL phases). A drug dropped from the combination changes nothing.
-  Maintenance of a regimen drug that starts later than ``maintenance_max_gap_days`` after induction
-  is an unplanned start: a new line (Rajkumar 2015).
+  ``maintenance_max_gap_days`` of the last induction dose (``maintenance_after_sct_max_gap_days``
+  when the line's last induction event is a transplant: myeloma maintenance waits for recovery
+  from ASCT), or is a planned addition (CNS prophylaxis; frontline ALL phases). A drug dropped
+  from the combination changes nothing. Maintenance of a regimen drug that starts later than
+  those limits is an unplanned start: a new line (Rajkumar 2015).
 * Autologous or allogeneic SCT within ``sct_after_salvage_days`` of the line's last induction dose,
   together with conditioning drugs in the ``conditioning_days`` before it (BEAM, melphalan), belongs
   to that line; otherwise it starts one. Conditioning agents alone never start a line. MS-DRG-only
@@ -90,6 +91,9 @@ R_NEXT, R_GAP, R_DEATH, R_EOD, R_CAR_T = 0, 1, 2, 3, 4
 _NEG = -(1 << 40)
 _BIG = 1 << 40
 _SCT_EVENTS = {"auto_sct": E_AUTO, "allo_sct": E_ALLO, "auto_or_allo_sct": E_SCT}
+# Per-disease integer parameters handed to the kernel, in its column order.
+_PARAMS = ("window_days", "gap_days", "ld_window_days", "maintenance_max_gap_days", "sct_after_salvage_days",
+           "maintenance_after_sct_max_gap_days")  # fmt: skip
 
 
 @dataclass
@@ -104,7 +108,7 @@ class _Tables:
     ld: np.ndarray
     cover: np.ndarray
     disease_index: dict[str, int]
-    params: np.ndarray  # (n_disease + 1, 5): window, gap, ld, maintenance gap, sct gap
+    params: np.ndarray  # (n_disease + 1, 6): window, gap, ld, maintenance gap, sct gap, maintenance gap after SCT
     maint: np.ndarray
     add_any: np.ndarray
     add_front: np.ndarray
@@ -184,15 +188,12 @@ def _build_tables(codes: CodeLists, config: LotConfig) -> _Tables:
 
     disease_index = {d: i for i, d in enumerate(DISEASES)}
     n_dis = len(DISEASES) + 1  # last row: disease unknown
-    params = np.zeros((n_dis, 5), dtype=np.int64)
+    params = np.zeros((n_dis, len(_PARAMS)), dtype=np.int64)
     maint = np.zeros((n_dis, max(n, 1)), dtype=np.bool_)
     add_any = np.zeros_like(maint)
     add_front = np.zeros_like(maint)
     for d_i, disease in enumerate([*DISEASES, None]):
-        params[d_i] = [
-            config.for_disease(disease, p)
-            for p in ("window_days", "gap_days", "ld_window_days", "maintenance_max_gap_days", "sct_after_salvage_days")
-        ]
+        params[d_i] = [config.for_disease(disease, p) for p in _PARAMS]
         for table, mapping in ((maint, config.maintenance_drugs), (add_any, config.additions_same_line), (add_front, config.frontline_additions)):
             for g in mapping.get(disease or "", ()):
                 if g in index:
@@ -327,10 +328,18 @@ def sort_by_person_day(person_codes: np.ndarray, day: np.ndarray, tie: np.ndarra
 
 
 def factorize_persons(person_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes into the sorted unique person ids, and those ids (object array)."""
-    values = to_numpy(person_ids, object) if len(person_ids) <= _SMALL else person_ids
-    codes, uniques = pd.factorize(values, sort=True)
-    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+    """Codes into the sorted unique person ids, and those ids (object array); -1 for a missing id.
+
+    Small inputs (one member's history) go through a dict: ``pd.factorize`` costs ~25 us per call.
+    """
+    if len(person_ids) > _SMALL:
+        codes, uniques = pd.factorize(person_ids, sort=True)
+        return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+    values = to_numpy(person_ids, object).tolist()
+    uniques = sorted({v for v in values if v is not None and v == v})  # None and NaN are missing
+    where = {v: i for i, v in enumerate(uniques)}
+    codes = np.fromiter((where.get(v, -1) if v is not None and v == v else -1 for v in values), dtype=np.int64, count=len(values))
+    return codes, np.array(uniques, dtype=object)
 
 
 def segments(person_codes: np.ndarray, n_persons: int) -> np.ndarray:
@@ -353,7 +362,7 @@ def align_to_persons(series: pd.Series, persons: np.ndarray, name: str) -> np.nd
 def as_of_days(as_of: pd.Series, persons: np.ndarray) -> np.ndarray:
     """Each person's as_of as a day number; a person without an as_of date is an error."""
     where = positions(as_of.index, persons, "as_of")
-    days = as_of.to_numpy(dtype="datetime64[D]").astype(np.int64)
+    days = to_numpy(as_of.array, "datetime64[D]").astype(np.int64)
     missing = where < 0
     missing[~missing] = days[where[~missing]] <= _NEG
     if missing.any():
@@ -598,6 +607,30 @@ def _set_bit(mask, row, s):
 
 
 @njit(cache=True)
+def _open_line(cur, m, line_no, d, induction, apheresis, car_t, l_person, l_number, l_start, l_cover, l_last, l_ind, l_sctday, l_lmaint, l_aph, l_cart, reg):
+    """Start line ``cur`` (number ``line_no`` of member ``m``) on day ``d`` with an empty regimen;
+    a CAR T line passes its infusion day as ``induction`` and its apheresis day."""
+    l_person[cur] = m
+    l_number[cur] = line_no
+    l_start[cur] = d
+    l_cover[cur] = d
+    l_last[cur] = d
+    l_ind[cur] = induction
+    l_sctday[cur] = _NEG
+    l_lmaint[cur] = _NEG
+    l_aph[cur] = apheresis
+    l_cart[cur] = car_t
+    reg[:] = False
+
+
+@njit(cache=True)
+def _maintenance_limit(induction_end, last_sct, after_induction, after_sct):
+    """Days maintenance may start after its reference: longer when the reference is a transplant
+    (recovery from high-dose therapy delays maintenance), else the post-induction limit."""
+    return after_sct if last_sct > _NEG and last_sct >= induction_end else after_induction
+
+
+@njit(cache=True)
 def _sct_reference(induction_end, last_admin, last_sct):
     """The day an SCT is measured from: last induction dose (or any dose if the line has only
     maintenance drugs) or the previous transplant, so an unplanned later second ASCT is a new line."""
@@ -673,6 +706,7 @@ def _lines_kernel(
         ld_win = params[dis, 2]
         mgap = params[dis, 3]
         sgap = params[dis, 4]
+        msgap = params[dis, 5]
         asof = p_asof[m]
         if asof < _NEG:
             asof = _BIG
@@ -762,6 +796,7 @@ def _lines_kernel(
                 epq += 1
             need_line = False
             trigger = False
+            limit = _maintenance_limit(l_ind[cur], l_sctday[cur], mgap, msgap) if is_open else mgap
             for k in range(i, j):
                 e = etype[k]
                 if fold[k] == F_SKIP or fold[k] == F_PENDING:
@@ -782,9 +817,9 @@ def _lines_kernel(
                         elif d <= l_start[cur] + window:
                             pass
                         elif reg[s_group[s]]:
-                            if maint[dis, s] and l_ind[cur] > _NEG and l_lmaint[cur] <= l_ind[cur] and d - l_ind[cur] > mgap:
+                            if maint[dis, s] and l_ind[cur] > _NEG and l_lmaint[cur] <= l_ind[cur] and d - l_ind[cur] > limit:
                                 trigger = True
-                        elif maint[dis, s] and l_ind[cur] > _NEG and d - l_ind[cur] <= mgap:
+                        elif maint[dis, s] and l_ind[cur] > _NEG and d - l_ind[cur] <= limit:
                             pass
                         elif add_any[dis, s] or (line_no == 1 and add_front[dis, s]):
                             pass
@@ -805,17 +840,7 @@ def _lines_kernel(
                 nl += 1
                 line_no += 1
                 is_open = True
-                l_person[cur] = m
-                l_number[cur] = line_no
-                l_start[cur] = d
-                l_cover[cur] = d
-                l_last[cur] = d
-                l_ind[cur] = _NEG
-                l_sctday[cur] = _NEG
-                l_lmaint[cur] = _NEG
-                l_aph[cur] = _NEG
-                l_cart[cur] = False
-                reg[:] = False
+                _open_line(cur, m, line_no, d, _NEG, _NEG, False, l_person, l_number, l_start, l_cover, l_last, l_ind, l_sctday, l_lmaint, l_aph, l_cart, reg)
                 for q in range(st0, st1):
                     if st_day[q] >= d - prephase_days:
                         _set_bit(out_mask, cur, st_slot[q])
@@ -884,17 +909,7 @@ def _lines_kernel(
                 nl += 1
                 line_no += 1
                 is_open = True
-                l_person[cur] = m
-                l_number[cur] = line_no
-                l_start[cur] = d
-                l_cover[cur] = d
-                l_last[cur] = d
-                l_ind[cur] = d
-                l_sctday[cur] = _NEG
-                l_lmaint[cur] = _NEG
-                l_aph[cur] = ep_aph[ep]
-                l_cart[cur] = True
-                reg[:] = False
+                _open_line(cur, m, line_no, d, d, ep_aph[ep], True, l_person, l_number, l_start, l_cover, l_last, l_ind, l_sctday, l_lmaint, l_aph, l_cart, reg)
                 for w in range(n_words):
                     out_mask[cur, w] |= ep_mask[ep, w]
                 for k in range(i, j):

@@ -36,6 +36,7 @@ OVERRIDABLE = (
     "ld_window_days",
     "maintenance_max_gap_days",
     "sct_after_salvage_days",
+    "maintenance_after_sct_max_gap_days",
 )
 
 DISEASES = ("LBCL", "FL", "MCL", "MZL", "CLL_SLL", "B_ALL", "MM")
@@ -79,6 +80,9 @@ class LotConfig:
     # [convention, after Rajkumar 2015] maintenance starting later than this after the last
     # induction dose or transplant is an unplanned start, hence a new line.
     maintenance_max_gap_days: int = 90
+    # [convention] the same limit when the line's last induction event is a stem-cell transplant
+    # (lot_rules.md: 90 days after the last induction/ASCT date); per-disease overrides below.
+    maintenance_after_sct_max_gap_days: int = 90
     # [convention] an autologous/allogeneic SCT within this many days of the last salvage/induction
     # dose belongs to that line (salvage + high-dose chemotherapy + ASCT = one line).
     sct_after_salvage_days: int = 120
@@ -95,8 +99,16 @@ class LotConfig:
     # Per-disease overrides of the integer parameters above, e.g. ``{"MM": {"gap_days": 120}}``.
     # [convention] myeloma and CLL are mostly continuous oral therapy (lenalidomide, BTKi) held for
     # toxicity and restarted; a longer gap keeps such holidays inside the line.
+    # [convention, after Rajkumar 2015] myeloma lenalidomide maintenance after ASCT waits for
+    # engraftment and recovery and usually starts around day +100 (CALGB 100104: day 100-110), so
+    # 90 days would split a planned sequence; the paper's unplanned start comes 6 months after ASCT.
     overrides: Mapping[str, Mapping[str, int]] = field(
-        default_factory=lambda: _frozen({"MM": _frozen({"gap_days": 120}), "CLL_SLL": _frozen({"gap_days": 120})})
+        default_factory=lambda: _frozen(
+            {
+                "MM": _frozen({"gap_days": 120, "maintenance_after_sct_max_gap_days": 120}),
+                "CLL_SLL": _frozen({"gap_days": 120}),
+            }
+        )
     )
     # Days one administration covers for drugs given as continuous infusions; the gap is counted
     # after this. [published] blinatumomab: 28 days on, 14 (induction) to 56 (continuation) off

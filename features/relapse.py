@@ -15,16 +15,27 @@ Clocks and proxies (parameters in ``features.lot_config.RelapseConfig``):
 * ``line2_start`` is the start of line 2; when line 2 is a CAR T line, its apheresis date (if
   seen) is used, because relapse therapy began there, not at the infusion weeks later.
 * ``primary_refractory``: 2L starts <= 90 days after the end of 1L, or 1L stopped before 4
-  cycles (cycle length from the matched regimen, else 21 days) and another line started.
-  Missing (NA) when there is no line 2: the claims cannot tell.
+  cycles (cycle length from the matched regimen, else 21 days) and another line started; never
+  when line 1 reached its maintenance phase (``maintenance`` of ``derive_lines``): a relapse on
+  POMP or rituximab maintenance follows a response, it is not refractory disease, however close
+  the next line comes to the last maintenance dose. Missing (NA) when there is no line 2: the
+  claims cannot tell.
 * ``progressed_after_last_line`` looks after the start of the last prior (non-CAR T) line for: a
   CAR T line started after it, a relapse-coded diagnosis (ICD-10-CM 5th character 2) of the
   member's disease, a return to an active-disease code after a remission code, or CAR T
   work-up (apheresis/cell preparation codes). ``progression_evidence`` names what was found.
+  The remission code must itself postdate the last line's start: follow-up visits before a new
+  line carry the remission code and the new line's own claims the active-disease code, which
+  is the relapse that line treats, not a progression after it.
 * ``lenalidomide_refractory`` (myeloma proxy of "progression on or within 60 days of the last
-  dose"): a line (number >= 2) starts while lenalidomide supply is active or <= 60 days after
-  the end of its last supply before that start. It is computed for every member; only the
-  myeloma labels read it.
+  dose"), nullable: True when a line (number >= 2) starts while lenalidomide supply is active
+  or <= 60 days after the end of its last supply before that start, or when the first
+  progression evidence after the last line (see above) falls on lenalidomide or within those
+  60 days, so a myeloma relapse coded on maintenance is refractory before any next line starts.
+  Unknown (NA) when lenalidomide of the last line was followed by progression evidence dated
+  more than 60 days after its supply ended (the progression itself may predate its first claim);
+  otherwise False (never on lenalidomide, or no progression on it). It is computed for every
+  member; only the myeloma labels read it.
 * Class exposure flags come from every administration or fill on or before as_of, including
   bridging therapy and lymphodepletion (cyclophosphamide is an alkylator exposure).
 * ``failed_lines`` counts the prior lines followed by progression: every line after which another
@@ -173,7 +184,7 @@ def treatment_columns(
     tables = _tables(codes, config, lot_config)
     persons = as_of.index
     n_persons = len(persons)
-    asof_day = as_of.to_numpy(dtype="datetime64[D]").astype(np.int64)
+    asof_day = to_numpy(as_of.array, "datetime64[D]").astype(np.int64)
     dis_names = align_to_persons(diseases, np.asarray(persons, dtype=object), "diseases")
     p_dis = np.array([tables["disease_index"].get(d, -1) if isinstance(d, str) else -1 for d in dis_names], dtype=np.int64)
 
@@ -191,6 +202,7 @@ def treatment_columns(
     l_start, l_last, l_aph = line_days("start_date"), line_days("last_admin_date"), line_days("apheresis_date")
     l_cart = to_numpy(lines["is_car_t"], bool)[l_order]
     l_auto = to_numpy(lines["includes_auto_sct"], bool)[l_order]
+    l_maint = to_numpy(lines["maintenance"], bool)[l_order]
     regimens = to_numpy(lines["regimen"], object, None)[l_order]
     l_cycle = np.array([tables["cycle_days"].get(r, config.default_cycle_days) if r else config.default_cycle_days for r in regimens], dtype=np.int64)
 
@@ -214,7 +226,7 @@ def treatment_columns(
     e_seg = segments(e_person, n_persons)
 
     out = _summary_kernel(
-        l_seg, l_number[l_order], l_start, l_last, l_aph, l_cart, l_auto, l_cycle,
+        l_seg, l_number[l_order], l_start, l_last, l_aph, l_cart, l_auto, l_maint, l_cycle,
         e_seg, e_day, e_cover, e_tag, e_value, p_dis, asof_day,
         config.early_relapse_days, config.refractory_days, config.refractory_min_cycles, config.drug_refractory_days,
     )  # fmt: skip
@@ -232,7 +244,7 @@ def _booleans(values: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
 
 def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.ndarray, tables: dict, config: RelapseConfig) -> dict:
     (prior, l1_start, l1_end, l2_start, has_l1, has_l2, early, refractory, progressed, ev_bits, ev_day,
-     exposure, len_ref, asct, cart_day, last_start, last_treat, asof, failed_lines, failed_exposure) = out  # fmt: skip
+     exposure, len_ref, len_known, asct, cart_day, last_start, last_treat, asof, failed_lines, failed_exposure) = out  # fmt: skip
     both = has_l1 & has_l2
     has_any = last_start > _NEG
     first_line = np.full(len(persons), None, dtype=object)
@@ -249,13 +261,17 @@ def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.nda
         "progressed_after_last_line": progressed,
         "progression_evidence": TextColumn(_evidence_text(ev_bits, ev_day)),
     }
+    # one (members x classes) flag matrix per bit mask; each column is a view into it
+    shifts = np.arange(len(tables["classes"]), dtype=np.int64)
+    exposed = ((exposure[:, None] >> shifts) & 1).astype(bool)
+    failed = ((failed_exposure[:, None] >> shifts) & 1).astype(bool)
     for i, cls in enumerate(tables["classes"]):
-        columns[f"exposed_{config.exposure_classes[cls]}"] = (exposure & (1 << i)) != 0
+        columns[f"exposed_{config.exposure_classes[cls]}"] = exposed[:, i]
     columns["triple_class_exposed"] = (exposure & tables["triple_mask"]) == tables["triple_mask"]
     columns["failed_lines"] = failed_lines
     for i, cls in enumerate(tables["classes"]):
-        columns[f"failed_{config.exposure_classes[cls]}"] = (failed_exposure & (1 << i)) != 0
-    columns["lenalidomide_refractory"] = len_ref
+        columns[f"failed_{config.exposure_classes[cls]}"] = failed[:, i]
+    columns["lenalidomide_refractory"] = _booleans(len_ref, len_known)
     columns["prior_asct"] = asct
     columns["car_t_received"] = cart_day > _NEG
     columns["car_t_date"] = _days_to_dates(cart_day)
@@ -279,7 +295,7 @@ def _evidence_text(bits: np.ndarray, days: np.ndarray) -> np.ndarray:
 
 @njit(cache=True)
 def _summary_kernel(
-    l_seg, l_number, l_start, l_last, l_aph, l_cart, l_auto, l_cycle,
+    l_seg, l_number, l_start, l_last, l_aph, l_cart, l_auto, l_maint, l_cycle,
     e_seg, e_day, e_cover, e_tag, e_value, p_dis, p_asof,
     early_days, refractory_days, min_cycles, drug_refractory_days,
 ):  # fmt: skip
@@ -299,6 +315,7 @@ def _summary_kernel(
     failed_exposure = np.zeros(n, np.int64)
     failed_lines = np.zeros(n, np.int64)
     len_ref = np.zeros(n, np.bool_)
+    len_known = np.ones(n, np.bool_)
     asct = np.zeros(n, np.bool_)
     cart_day = np.full(n, _NEG, np.int64)
     last_start = np.full(n, _NEG, np.int64)
@@ -308,6 +325,7 @@ def _summary_kernel(
         a, b = l_seg[p], l_seg[p + 1]
         last_prior = -1
         early_stop = False
+        maintained = False
         for q in range(a, b):
             if l_start[q] > asof:
                 continue
@@ -326,13 +344,14 @@ def _summary_kernel(
                 l1_end[p] = l_last[q]
                 cycles = int(np.floor((l_last[q] - l_start[q]) / l_cycle[q] + 0.5)) + 1
                 early_stop = cycles < min_cycles
+                maintained = l_maint[q]
             elif l_number[q] == 2:
                 has_l2[p] = True
                 l2_start[p] = l_aph[q] if l_cart[q] and l_aph[q] > _NEG else l_start[q]
         if has_l1[p] and has_l2[p]:
             gap = l2_start[p] - l1_end[p]
             early[p] = gap <= early_days
-            refractory[p] = gap <= refractory_days or early_stop
+            refractory[p] = (gap <= refractory_days or early_stop) and not maintained
 
         ea, eb = e_seg[p], e_seg[p + 1]
         dis = p_dis[p]
@@ -356,10 +375,12 @@ def _summary_kernel(
                     len_end = max(len_end, d + max(e_cover[i], 1) - 1)
                 continue
             same = dis < 0 or e_value[i] == dis
-            if t == 2 and same:
-                remission_seen = d if remission_seen == _NEG else remission_seen
             if last_prior < 0 or d <= after:
                 continue
+            # Only a remission reached on the last line counts: an active code on the claims that
+            # treat a relapse, after a remission coded before that line started, is that relapse.
+            if t == 2 and same and remission_seen == _NEG:
+                remission_seen = d
             if t == 1 and same:
                 _note(ev_bits, ev_day, p, 1, d)
             elif t == 3 and same and remission_seen > _NEG and d > remission_seen:
@@ -376,25 +397,45 @@ def _summary_kernel(
                     _note(ev_bits, ev_day, p, 0, l_start[r])
                     break
         progressed[p] = ev_bits[p] != 0
+        # Lenalidomide-refractory (tri-state): proven by a line start above, or by the first
+        # progression evidence after the last line falling on lenalidomide or within the window.
+        # Unknown when lenalidomide of the last line was followed by evidence dated later than the
+        # window: the progression itself may have come earlier than the claims show it.
+        if not len_ref[p] and progressed[p]:
+            first_ev = _first_evidence(ev_bits, ev_day, p)
+            len_before, len_current = _NEG, False
+            for i in range(ea, eb):
+                if e_tag[i] == 6 and e_day[i] <= first_ev and e_day[i] <= asof:
+                    len_before = max(len_before, e_day[i] + max(e_cover[i], 1) - 1)
+                    len_current = len_current or e_day[i] >= after
+            if len_before > _NEG and first_ev <= len_before + drug_refractory_days:
+                len_ref[p] = True
+            elif len_current:
+                len_known[p] = False
         # Failed lines: every prior line followed by another line, and the last one when progression
         # followed it. Their drug classes are the "prior" classes labels mean (received and failed):
         # drugs before the last line started, or, after progression, up to its first evidence.
         if last_prior >= 0:
             failed_lines[p] = prior[p] - 1 + (1 if progressed[p] else 0)
-            cut = after - 1
-            if progressed[p]:
-                cut = _BIG_DAY
-                for k in range(4):
-                    if ev_bits[p] & (np.int64(1) << np.int64(k)) and ev_day[p, k] < cut:
-                        cut = ev_day[p, k]
+            cut = _first_evidence(ev_bits, ev_day, p) if progressed[p] else after - 1
             for i in range(ea, eb):
                 t = e_tag[i]
                 if (t == 5 or t == 6) and e_day[i] <= cut and e_day[i] <= asof:
                     failed_exposure[p] |= np.int64(1) << np.int64(e_value[i])
     return (
         prior, l1_start, l1_end, l2_start, has_l1, has_l2, early, refractory, progressed, ev_bits, ev_day,
-        exposure, len_ref, asct, cart_day, last_start, last_treat, p_asof, failed_lines, failed_exposure,
+        exposure, len_ref, len_known, asct, cart_day, last_start, last_treat, p_asof, failed_lines, failed_exposure,
     )  # fmt: skip
+
+
+@njit(cache=True)
+def _first_evidence(bits, days, p):
+    """The first day any progression evidence of member ``p`` was seen (a large day when none)."""
+    first = _BIG_DAY
+    for k in range(days.shape[1]):
+        if bits[p] & (np.int64(1) << np.int64(k)) and days[p, k] < first:
+            first = days[p, k]
+    return first
 
 
 @njit(cache=True)

@@ -20,7 +20,7 @@ from features.catalog import DISEASE_LEVELS, FEATURE_NAMES, PAYER_LEVELS, SEX_LE
 from features.codelists import CodeLists
 from features.columns import code_pairs, columns_of, frame_from_columns, n_rows, object_values, positions, row_members, string_array, to_numpy
 from features.comorbidity import CharlsonCodes, score_charlson
-from features.events import day_numbers
+from features.events import PAYER_TYPE_SYSTEM, day_numbers
 
 # Event tags: what an event means for utilisation and referral features.
 _TAGS = (
@@ -144,7 +144,8 @@ def compute_risk_features(
     as_of_day = as_of.to_numpy(dtype="datetime64[D]").astype(np.int64)
     columns: dict[str, np.ndarray] = {}
 
-    _add_demographics(columns, persons, keys, as_of_day)
+    events = columns_of(events)
+    _add_demographics(columns, persons, keys, as_of_day, _payer_in_force(events, key_index))
     _add_cohort(columns, cohort, keys, as_of_day)
     _add_treatment(columns, treatment, lines, keys, key_index)
     eligibility = columns_of(eligibility)
@@ -229,11 +230,35 @@ def _levels(values: np.ndarray, levels: tuple[str, ...], other: str | None = Non
     return np.array([lookup.get(v, fallback) if isinstance(v, str) and v else np.nan for v in values], dtype=np.float64)
 
 
-def _add_demographics(columns: dict, persons: pd.DataFrame, keys: np.ndarray, as_of_day: np.ndarray) -> None:
+def _add_demographics(columns: dict, persons: pd.DataFrame, keys: np.ndarray, as_of_day: np.ndarray, payer: np.ndarray) -> None:
+    """Age, sex and payer type; ``payer`` (from enrollment events) wins over the persons row, which
+    holds the latest span's payer and may postdate ``as_of``."""
     frame = _Aligned(persons, keys, "persons")
     columns["demo_age_years"] = frame.days_before("birth_date", as_of_day) / 365.25
     columns["demo_sex"] = _levels(frame.strings("sex"), SEX_LEVELS)
-    columns["demo_payer_type"] = _levels(frame.strings("payer_type"), PAYER_LEVELS, other="other")
+    columns["demo_payer_type"] = _levels(np.where(payer != None, payer, frame.strings("payer_type")), PAYER_LEVELS, other="other")  # noqa: E711
+
+
+def _payer_in_force(events, keys: pd.Index) -> np.ndarray:
+    """Lower-case payer type of each member's latest enrollment span started on or before as_of
+    (events are clipped), or None when no enrollment event carries one.
+
+    A member who turns 65 moves from a commercial plan to Medicare: a landmark before the switch
+    must see the commercial plan, not the payer on file today.
+    """
+    out = np.full(len(keys), None, dtype=object)
+    if n_rows(events) == 0:
+        return out
+    member = row_members(events, keys)
+    code = object_values(events, "code", "")
+    rows = np.flatnonzero(
+        (object_values(events, "kind", "") == "enrollment") & (object_values(events, "code_system", "") == PAYER_TYPE_SYSTEM) & (code != "") & (member >= 0)
+    )
+    if len(rows):
+        rows = rows[np.lexsort((day_numbers(events["date"])[rows], member[rows]))]
+        latest = rows[np.r_[member[rows][1:] != member[rows][:-1], True]]
+        out[member[latest]] = [c.lower() for c in code[latest].tolist()]
+    return out
 
 
 def _add_cohort(columns: dict, cohort: pd.DataFrame, keys: np.ndarray, as_of_day: np.ndarray) -> None:
@@ -259,9 +284,11 @@ def _add_treatment(columns: dict, treatment: pd.DataFrame, lines: pd.DataFrame, 
         ("lot_prior_asct_flag", "prior_asct"),
         ("lot_car_t_received_flag", "car_t_received"),
         ("lot_triple_class_exposed_flag", "triple_class_exposed"),
-        ("lot_lenalidomide_refractory_flag", "lenalidomide_refractory"),
     ):
         columns[feature] = frame.floats(source, 0.0)
+    # unknown (progression seen long after the last supply) stays NaN, apart from "not refractory"
+    known = frame.floats("prior_lines", 0.0) > 0
+    columns["lot_lenalidomide_refractory_flag"] = np.where(known, frame.floats("lenalidomide_refractory"), 0.0)
     for drug_class in _EXPOSURE_COLUMNS:
         columns[f"rx_{drug_class}_exposed_flag"] = frame.floats(f"exposed_{drug_class}", 0.0)
     maintenance = np.zeros(len(keys))

@@ -88,6 +88,7 @@ class PatientTruth:
     death: int | None = None
     lost_to_progression: bool = False
     progressions: list[int] = field(default_factory=list)
+    lenalidomide_last: dict[int, int] = field(default_factory=dict)  # line number -> last day lenalidomide covered
     primary_refractory: bool = False
     early_failure: bool = False
 
@@ -172,15 +173,17 @@ class CourseSimulator:
             if ed <= p.horizon:
                 self.sink.outpatient_facility(p.person, ed, ["R5081", self.dx(p, ed)], [("0450", "99284", 1, float(rng.uniform(700, 1800)))])
 
-    def administer(self, p: Patient, regimen: Regimen, start: int, stop: int | None, substitute: dict | None = None) -> tuple[int, set[str], bool]:
+    def administer(self, p: Patient, regimen: Regimen, start: int, stop: int | None, substitute: dict | None = None) -> tuple[int, set[str], dict[str, int]]:
         """Give ``regimen`` from ``start``; continuous regimens run until ``stop`` (progression).
 
-        Returns (last administration/fill day, drugs given, completed-as-planned).
+        Returns (last administration/fill day, drugs given, last day each drug was given or covered
+        by a fill: refractoriness to a drug is judged from its own last dose).
         """
         rng, sink = self.rng, self.sink
         substitute = substitute or {}
         n_cycles = int(rng.integers(regimen.cycles[0], regimen.cycles[1] + 1))
         day, last, given, cycle = start, start, set(), 0
+        last_by_drug: dict[str, int] = {}
         limit = min(p.horizon, stop if stop is not None else 10**9)
         while day <= limit and (regimen.continuous or cycle < n_cycles):
             iv_days: dict[int, list[str]] = {}
@@ -195,12 +198,14 @@ class CourseSimulator:
                 sink.professional(p.person, when, [CHEMO_ENCOUNTER, self.dx(p, when)], lines, "11" if p.person % 3 else "22")
                 given.update(iv_days[offset])
                 last = max(last, when)
+                last_by_drug.update(dict.fromkeys(iv_days[offset], when))
             for drug, supply in regimen.oral.items():
                 drug = substitute.get(drug, drug)
                 if day <= limit:
                     sink.fill(p.person, day, self.codes.ndc(drug, p.person), supply, supply, float(rng.uniform(20, 600) if drug in ("prednisone", "dexamethasone", "methotrexate", "mercaptopurine") else rng.uniform(8000, 16000)))
                     given.add(drug)
                     last = max(last, day + supply - 1)
+                    last_by_drug[drug] = min(day + supply - 1, limit)
             if regimen.name in PEGFILGRASTIM_REGIMENS and day + 1 <= limit and rng.random() < 0.7:
                 sink.professional(p.person, day + 1, [self.dx(p, day + 1)], [("J2505", 1, 4200.0)], "11")
             if regimen.iv and not regimen.continuous:
@@ -208,7 +213,7 @@ class CourseSimulator:
             cycle += 1
             delay = int(rng.integers(-1, 3)) + (7 if rng.random() < 0.12 else 0)
             day += regimen.cycle_days + (delay if not regimen.oral or regimen.iv else 0)
-        return min(last, limit), given, cycle >= n_cycles
+        return min(last, limit), given, last_by_drug
 
     def transplant(self, p: Patient, day: int, drugs: tuple[str, ...]) -> tuple[int, bool]:
         """Stem-cell collection, high-dose chemotherapy and autologous SCT admission: (last day, transplanted)."""
@@ -312,13 +317,15 @@ class CourseSimulator:
 
         Prior lines are the lines whose progression happened on or before ``day`` (a line only
         starts after the previous one progressed), so "relapsed/refractory after N lines" is
-        "N progressions". Drug classes come from those lines; lenalidomide-refractory means a
-        progressed line contained lenalidomide and lasted to within 60 days of its progression.
+        "N progressions". Drug classes come from those lines; lenalidomide-refractory (IMWG) means
+        progression on lenalidomide or within 60 days of its last dose in a progressed line: the
+        last lenalidomide day, not the line's end (an ASCT after lenalidomide-containing induction
+        does not make a relapse soon after the transplant lenalidomide-refractory).
         """
         progressions = [d for d in truth.progressions if d <= day]
         failed = truth.lines[: len(progressions)]
         drugs = {g for line in failed for g in line[3]}
-        len_refractory = any("lenalidomide" in line[3] and line[2] >= prog - 60 for line, prog in zip(failed, progressions))
+        len_refractory = any(truth.lenalidomide_last.get(line[0], -(10**9)) >= prog - 60 for line, prog in zip(failed, progressions))
         age = p.age(day)
         if transplant_ineligible is None:
             transplant_ineligible = age >= 70 or p.frailty > 1.0
@@ -376,7 +383,7 @@ class CourseSimulator:
             else:
                 progression = None
             stop = progression if progression is not None else None
-            last, given, _ = self.administer(p, regimen, day, stop, substitute)
+            last, given, last_by_drug = self.administer(p, regimen, day, stop, substitute)
             line_end, transplanted = last, False
             if sct and (progression is None or progression > last + 60):
                 hdt = HDT_ASCT.get(p.disease, ("melphalan",))
@@ -384,11 +391,14 @@ class CourseSimulator:
                 if transplanted:  # high-dose drugs belong to the line
                     given |= set(hdt)
             if maintenance and line_end < min(p.horizon, progression or 10**9):
-                m_last, m_given, _ = self.administer(p, REGIMENS[maintenance], line_end + int(rng.integers(30, 75)), progression)
+                m_last, m_given, m_by_drug = self.administer(p, REGIMENS[maintenance], line_end + int(rng.integers(30, 75)), progression)
                 given |= m_given
+                last_by_drug.update(m_by_drug)
                 line_end = max(line_end, m_last)
             prior |= given
             truth.lines.append((line, day, line_end, sorted(given), name, transplanted, False))
+            if "lenalidomide" in last_by_drug:
+                truth.lenalidomide_last[line] = last_by_drug["lenalidomide"]
             if line == 1:
                 end_of_1l = last
                 truth.primary_refractory = bool(refractory)
@@ -484,7 +494,9 @@ class CourseSimulator:
             self.die(p, truth, progression + int(rng.lognormal(np.log(120), 0.6)))
             return True
         name, substitute, _, _ = self.choose(p, max(line, 3), day, prior, frozenset(ln[4] for ln in truth.lines))
-        last, given, _ = self.administer(p, REGIMENS[name], day, None if not REGIMENS[name].continuous else day + 200, substitute)
+        last, given, last_by_drug = self.administer(p, REGIMENS[name], day, None if not REGIMENS[name].continuous else day + 200, substitute)
         truth.lines.append((line + 1, day, last, sorted(given), name, False, False))
+        if "lenalidomide" in last_by_drug:
+            truth.lenalidomide_last[line + 1] = last_by_drug["lenalidomide"]
         self.die(p, truth, last + int(rng.lognormal(np.log(90), 0.6)))
         return True

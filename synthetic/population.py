@@ -175,8 +175,9 @@ def _generate_chunk(config: SynthConfig, chunk: int, first: int, n: int, stream:
         if t.death is not None:
             members.death[m] = min(members.death[m], t.death)
         truth_rows[m] = (name, subtype, int(dx_day[k]), float(risk[k]), patient.age(int(dx_day[k])), t)
-        for ln in t.lines:
-            line_rows.append((int(m), pid[m], ln[0], ln[1], ln[2], ln[3], ln[4], ln[5], ln[6]))
+        for i, ln in enumerate(t.lines):
+            progression = t.progressions[i] if i < len(t.progressions) else None  # progressions follow lines in order
+            line_rows.append((int(m), pid[m], ln[0], ln[1], ln[2], ln[3], ln[4], ln[5], ln[6], progression))
         for product in sorted(set(t.eligibility) | set(t.claims_eligibility)):
             dis, day = t.eligibility.get(product, (None, None))
             claims_dis, claims_day = t.claims_eligibility[product]
@@ -240,7 +241,7 @@ def enrolled_on(members: Members, person: np.ndarray, day: np.ndarray) -> np.nda
 
 
 def _truth_lines(members: Members, rows: list[tuple]) -> pd.DataFrame:
-    columns = ["person_id", "line_number", "start_date", "end_date", "drugs", "regimen", "includes_sct", "is_car_t"]
+    columns = ["person_id", "line_number", "start_date", "end_date", "drugs", "regimen", "includes_sct", "is_car_t", "progression_date"]
     frame = pd.DataFrame([r[1:] for r in rows], columns=columns)
     person = np.array([r[0] for r in rows], dtype=np.int64)
     start, end = frame["start_date"].to_numpy(dtype=np.int64), frame["end_date"].to_numpy(dtype=np.int64)
@@ -364,6 +365,7 @@ def _write_truth(out: Path, persons: pd.DataFrame, lines: pd.DataFrame, eligibil
     persons.to_parquet(truth / "persons.parquet", index=False)
     for col in ("start_date", "end_date"):
         lines[col] = pd.to_datetime(lines[col].astype("int64"), unit="D").astype("datetime64[s]") if len(lines) else pd.Series(dtype="datetime64[s]")
+    lines["progression_date"] = pd.to_datetime(lines["progression_date"].astype("float64"), unit="D").astype("datetime64[s]")
     lines["drugs"] = lines["drugs"].map(list)
     lines.to_parquet(truth / "lines.parquet", index=False)
     for col in ("first_eligible_date", "claims_first_eligible_date"):

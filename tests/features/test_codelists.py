@@ -86,6 +86,13 @@ def test_diagnosis_longest_prefix_wins(codes):
     assert out["disease_group"].iloc[3:].isna().all()
 
 
+@pytest.mark.parametrize("code", ["C83.0A", "C83.1A", "C83.3A", "C83.8A", "C83.9A", "C82.0A", "C82.9A", "C85.1A", "C85.2A", "C85.8A", "C85.9A"])
+def test_fy2025_lymphoma_remission_codes_are_remission_not_active_disease(codes, code):
+    """A FY2025 'in remission' code of a target-lymphoma subcategory must not fall back to its parent's active-disease prefix."""
+    found = codes.diagnosis_groups(pd.Series([normalise_code(code)]))
+    assert found["role"].tolist() == ["remission_marker"]
+
+
 def test_ndc_crosswalk_adds_oral_drugs_and_keeps_leading_zeros(codes):
     """An operator crosswalk maps 11-digit NDCs (leading zeros kept) to catalog generics."""
     xw = pd.DataFrame({"ndc_code": ["00059-1234-01", "12345678901"], "generic": ["Lenalidomide", "metformin"]})

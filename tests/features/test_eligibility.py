@@ -462,3 +462,33 @@ def test_a_member_who_died_before_the_evaluation_date_is_not_eligible(rules):
     assert "died on 2025-03-01" in text(dead.criteria_missing)
     assert not out.loc[out["person_id"] == "dead", "eligible"].any()
     assert row(out, "alive", AXI).eligible
+
+
+def test_carvykti_with_lenalidomide_refractoriness_unknown_is_flagged_with_the_unknown_named(rules):
+    """Lenalidomide refractoriness NA (claims cannot tell) is reported unknown, never silently missing or met."""
+    t = {"prior_lines": 1, "progressed_after_last_line": True, "exposed_imid": True, "exposed_pi": True,
+         "lenalidomide_refractory": pd.NA}
+    cilta = row(assess(rules, [{"id": "a", "disease": "MM", "treatment": t, "as_of": "2024-06-01"}]), "a", CILTA)
+    assert cilta.eligible
+    assert "lenalidomide refractoriness cannot be judged" in text(cilta.criteria_unknown)
+    assert "lenalidomide" not in text(cilta.criteria_missing) + text(cilta.criteria_met)
+
+
+def test_every_member_alone_equals_itself_in_a_mixed_population(rules):
+    """Rule choice, texts and hints do not depend on who else is in the call (diseases, dates and label versions mixed)."""
+    mm = {"prior_lines": 1, "progressed_after_last_line": True, "exposed_imid": True, "exposed_pi": True, "lenalidomide_refractory": pd.NA}
+    members = [
+        {"id": "lbcl21", "disease": "LBCL", "subtype": "DLBCL NOS", "treatment": LBCL_3L, "as_of": "2021-06-01"},
+        {"id": "lbcl25", "disease": "LBCL", "subtype": "PMBCL", "treatment": LBCL_3L, "as_of": "2025-06-01"},
+        {"id": "mm23", "disease": "MM", "treatment": mm, "as_of": "2023-06-01"},
+        {"id": "mm25", "disease": "MM", "treatment": mm, "as_of": "2025-06-01"},
+        {"id": "all", "disease": "B_ALL", "born": "2010-01-01", "treatment": {"prior_lines": 1, "progressed_after_last_line": True}},
+        {"id": "dead", "disease": "LBCL", "subtype": "DLBCL NOS", "treatment": LBCL_3L, "died": "2025-01-01"},
+        {"id": "pcnsl", "disease": "LBCL", "exclusion": "primary CNS lymphoma", "in_cohort": False},
+        {"id": "none", "in_cohort": False},
+    ]
+    together = assess(rules, members)
+    for member in members:
+        alone = assess(rules, [member])
+        mine = together[together.person_id == member["id"]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone)

@@ -308,26 +308,58 @@ def test_myeloma_lenalidomide_maintenance_after_asct_is_line_one():
     assert row["regimen"] == "VRd (RVd)"
 
 
-def test_unplanned_lenalidomide_months_after_asct_is_a_new_line():
-    """Lenalidomide first started more than 90 days after ASCT is an unplanned start: line 2."""
+def test_unplanned_lenalidomide_six_months_after_asct_is_a_new_line():
+    """Lenalidomide first started six months after ASCT is an unplanned start: line 2 (Rajkumar 2015)."""
     events = regimen("2024-01-01", ["bortezomib", "cyclophosphamide", "dexamethasone"], 4, 21) + [
         drug("2024-04-20", "melphalan"),
         proc("2024-04-22", "38241"),
-    ] + monthly("2024-08-05", "lenalidomide", 6, supply=21)
+    ] + monthly("2024-10-22", "lenalidomide", 6, supply=21)
     out = lines_for(events, disease="MM")
     assert out["line_number"].tolist() == [1, 2]
 
 
+@pytest.mark.parametrize("days_after_asct", [95, 110, 120])
+def test_myeloma_lenalidomide_maintenance_around_day_100_after_asct_stays_in_line_one(days_after_asct):
+    """VRd, ASCT, then lenalidomide maintenance from day +95..+120 (recovery from ASCT) is still one line."""
+    start = (pd.Timestamp("2024-05-22") + pd.Timedelta(days=days_after_asct)).strftime("%Y-%m-%d")
+    events = (
+        regimen("2024-01-01", ["bortezomib", "dexamethasone"], 4, 21)
+        + monthly("2024-01-01", "lenalidomide", 4, supply=21)
+        + [drug("2024-05-20", "melphalan"), proc("2024-05-22", "38241")]
+        + monthly(start, "lenalidomide", 6, supply=21)
+    )
+    out = lines_for(events, disease="MM")
+    assert out["line_number"].tolist() == [1]
+    assert bool(out["maintenance"].iloc[0])
+
+
 def test_late_restart_of_a_regimen_maintenance_drug_is_a_new_line():
-    """Lenalidomide of the induction regimen restarted 100 days after ASCT is not maintenance (MM gap 120)."""
+    """Lenalidomide of the induction regimen restarted 130 days after ASCT is not maintenance (MM limit 120)."""
     events = (
         regimen("2024-01-01", ["bortezomib", "dexamethasone"], 4, 21)
         + monthly("2024-01-01", "lenalidomide", 4, supply=21)
         + [proc("2024-05-22", "38241")]
-        + monthly("2024-08-30", "lenalidomide", 6, supply=21)
+        + monthly("2024-09-29", "lenalidomide", 6, supply=21)
     )
     out = lines_for(events, disease="MM")
     assert out["line_number"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(("limit", "lines"), [(200, [1]), (150, [1, 2])])
+def test_maintenance_limit_after_a_transplant_is_a_per_disease_parameter(limit, lines):
+    """Maintenance 180 days after ASCT stays in line 1 only when the disease's post-SCT limit allows it."""
+    config = LotConfig(overrides={"MM": {"gap_days": 400, "maintenance_after_sct_max_gap_days": limit}})
+    events = (
+        regimen("2024-01-01", ["bortezomib", "dexamethasone"], 4, 21)
+        + monthly("2024-01-01", "lenalidomide", 4, supply=21)
+        + [proc("2024-05-22", "38241")]
+        + monthly("2024-11-18", "lenalidomide", 6, supply=21)
+    )
+    assert lines_for(events, disease="MM", config=config)["line_number"].tolist() == lines
+    # the post-induction limit (no transplant) is a separate parameter and stays at 90 days
+    no_sct = regimen("2024-01-01", ["bortezomib", "cyclophosphamide", "dexamethasone"], 4, 21)
+    no_sct += monthly("2024-06-12", "lenalidomide", 6, supply=21)  # 100 days after the last induction dose
+    assert lines_for(no_sct, disease="MM", config=config)["line_number"].tolist() == [1, 2]
 
 
 def test_frontline_all_phases_are_one_line_and_blinatumomab_after_is_line_two():

@@ -290,3 +290,71 @@ def test_progression_evidence_after_the_last_line_makes_its_classes_prior():
     after = summary_for(history + [dx("2023-09-15", "C9002")], disease="MM", as_of="2023-10-01")
     assert after["progressed_after_last_line"] and after["failed_lines"] == 1
     assert after["failed_imid"] and after["failed_anti_cd38"]
+
+
+def test_remission_code_before_a_new_line_does_not_make_its_active_codes_a_progression():
+    """Myeloma in remission (C90.01) before line 2, then C90.00 on line 2's claims: no progression after line 2."""
+    events = (
+        regimen("2023-01-01", ["bortezomib", "dexamethasone"], 6, 21)
+        + [dx("2023-09-01", "C90.01"), dx("2023-12-01", "C90.01"), dx("2024-03-01", "C90.02")]
+        + regimen("2024-03-20", ["daratumumab", "carfilzomib"], 6, 28)
+        + [dx(d, "C90.00") for d in every("2024-03-20", 6, 28)]
+    )
+    s = summary_for(events, disease="MM", as_of="2024-10-01")
+    assert s["prior_lines"] == 2
+    assert not s["progressed_after_last_line"] and s["progression_evidence"] == ""
+
+
+def test_remission_reached_on_the_last_line_then_active_code_is_progression():
+    """Lymphoma coded in remission (C83.3A) after line 2 started, then C83.38 again: progression after line 2."""
+    events = (
+        regimen("2024-01-01", R_CHOP, 6, 21) + [dx("2024-08-01", "C83.3A")]
+        + regimen("2024-10-01", R_ICE, 3, 21) + [dx(d, "C83.38") for d in every("2024-10-01", 3, 21)]
+        + [dx("2025-03-01", "C83.3A"), dx("2025-06-01", "C83.38")]
+    )
+    s = summary_for(events, disease="LBCL", as_of="2025-07-01")
+    assert s["prior_lines"] == 2 and s["progressed_after_last_line"]
+    assert s["progression_evidence"] == "active-disease code after a remission code 2025-06-01"
+
+
+def test_myeloma_relapse_coded_on_lenalidomide_maintenance_is_refractory_before_line_two():
+    """A relapse code (C90.02) while lenalidomide supply runs makes the one line lenalidomide-refractory."""
+    events = (
+        regimen("2023-01-01", ["bortezomib", "dexamethasone"], 4, 21) + monthly("2023-01-01", "lenalidomide", 4)
+        + monthly("2023-06-01", "lenalidomide", 12) + [dx("2024-04-01", "C90.02")]
+    )
+    s = summary_for(events, disease="MM", as_of="2024-04-15")
+    assert s["prior_lines"] == 1 and s["progressed_after_last_line"]
+    assert s["lenalidomide_refractory"] == True  # noqa: E712
+
+
+def test_lenalidomide_refractory_is_unknown_when_progression_shows_long_after_the_last_supply():
+    """Lenalidomide stopped, relapse coded 100 days after its supply ended, no next line: NA, not False."""
+    events = regimen("2023-01-01", ["bortezomib", "dexamethasone"], 4, 21) + monthly("2023-01-01", "lenalidomide", 4)
+    events += [dx("2023-07-24", "C90.02")]  # last supply ends 2023-04-21
+    s = summary_for(events, disease="MM", as_of="2023-08-01")
+    assert s["progressed_after_last_line"]
+    assert pd.isna(s["lenalidomide_refractory"])
+
+
+def test_lenalidomide_refractory_is_false_without_lenalidomide_or_without_progression_on_it():
+    """No lenalidomide at all, or lenalidomide in a line not (yet) progressed: known False."""
+    s = summary_for(regimen("2023-01-01", ["bortezomib", "dexamethasone"], 4, 21) + [dx("2023-07-01", "C90.02")], disease="MM")
+    assert s["lenalidomide_refractory"] == False  # noqa: E712
+    s = summary_for(monthly("2023-01-01", "lenalidomide", 6), disease="MM", as_of="2023-05-01")
+    assert s["lenalidomide_refractory"] == False  # noqa: E712
+
+
+def test_relapse_on_all_maintenance_is_not_primary_refractory():
+    """B-ALL induction, two years of POMP maintenance, relapse and blinatumomab 3 weeks after the last fill: early, not refractory."""
+    induction = regimen("2022-01-03", ["vincristine", "daunorubicin", "pegaspargase"], 4, 7)
+    maintenance = [fill(d, g, 28) for d in every("2022-03-01", 26, 28) for g in ("mercaptopurine", "methotrexate")]
+    events = induction + maintenance + regimen("2024-03-20", ["blinatumomab"], 2, 42)
+    member = make_member("P1", events=events)
+    as_of = as_of_series(member, "2024-06-01")
+    lines = derive_lines(member.events, pd.Series(["B_ALL"], index=as_of.index, dtype=object), as_of, CODES)
+    assert lines["line_number"].tolist() == [1, 2] and bool(lines["maintenance"].iloc[0])
+    s = summary_for(events, disease="B_ALL", as_of="2024-06-01")
+    assert s["days_line1_end_to_line2_start"] <= 90
+    assert s["primary_refractory"] == False  # noqa: E712
+    assert s["early_relapse"] == True  # noqa: E712

@@ -179,10 +179,28 @@ def test_demographic_levels_and_unknowns():
     assert np.isnan(value(out, "demo_payer_type", 2))
 
 
+def test_payer_is_the_one_in_force_on_the_evaluation_date():
+    """A plan switch after as_of is invisible: the latest span started on or before as_of names the payer, not the persons row."""
+    persons = conform_persons(pd.DataFrame({"person_id": ["a", "b"], "payer_type": ["medicare", "medicaid"]}))
+    rows = [
+        event("a", 900, "enrollment", "payer_type", "commercial", "unknown"),
+        event("a", 400, "enrollment", "payer_type", "Medicaid", "unknown"),
+        event("a", -30, "enrollment", "payer_type", "medicare", "unknown"),  # after as_of: clipped away upstream
+        event("b", 100, "enrollment", "", "", "unknown"),  # a span without a payer: fall back to the persons row
+    ]
+    clipped = [r for r in rows if r["date"] <= AS_OF]
+    out = features_for(clipped, people=("a", "b"), persons=persons)
+    assert value(out, "demo_payer_type", 0) == PAYER_LEVELS.index("medicaid")
+    assert value(out, "demo_payer_type", 1) == PAYER_LEVELS.index("medicaid")
+    switched = features_for(rows[:1], people=("a", "b"), persons=persons)
+    assert value(switched, "demo_payer_type", 0) == PAYER_LEVELS.index("commercial")
+
+
 def test_member_without_history_has_zero_counts_and_missing_durations():
     """No events: counts and flags are 0, durations and disease are NaN (unknown, not zero)."""
     out = features_for([])
     assert value(out, "lot_count") == 0 and value(out, "ip_admits_365d") == 0
+    assert value(out, "lot_lenalidomide_refractory_flag") == 0
     assert np.isnan(value(out, "lot_days_since_last_start"))
     assert np.isnan(value(out, "dx_disease"))
     assert np.isnan(value(out, "geo_car_t_center_distance_miles"))
@@ -211,7 +229,7 @@ def test_upstream_frames_feed_their_features():
     assert value(out, "lot_count") == 3 and value(out, "lot_days_since_last_start") == 45
     assert np.isnan(value(out, "lot_days_line1_end_to_line2_start"))
     assert value(out, "lot_triple_class_exposed_flag") == 1 and value(out, "rx_anti_cd38_exposed_flag") == 1
-    assert value(out, "lot_lenalidomide_refractory_flag") == 0
+    assert np.isnan(value(out, "lot_lenalidomide_refractory_flag"))  # unknown stays unknown, not "not refractory"
     assert value(out, "lot_current_maintenance_flag") == 0  # the latest line (2) is not maintenance
     assert value(out, "elig_products_count") == 2
 

@@ -19,8 +19,11 @@ def patient(disease="LBCL", age_on="2020-01-01", age=55.0, frailty=0.0, end="202
     return Patient(0, "P0", disease, day, int(day - age * 365.25), frailty, 0.0, 0, 5.0, cart.day_of(end))
 
 
-def truth_with(lines, progressions, early=False, refractory=False, death=None) -> PatientTruth:
+def truth_with(lines, progressions, early=False, refractory=False, death=None, lenalidomide_last=None) -> PatientTruth:
+    """Lines given as (start, end, drugs); lenalidomide is taken to the line's end unless ``lenalidomide_last`` (line -> date) says otherwise."""
     truth = PatientTruth(lines=[(i + 1, cart.day_of(s), cart.day_of(e), sorted(d), "", False, False) for i, (s, e, d) in enumerate(lines)])
+    truth.lenalidomide_last = {i + 1: cart.day_of(e) for i, (_, e, d) in enumerate(lines) if "lenalidomide" in d}
+    truth.lenalidomide_last.update({k: cart.day_of(v) for k, v in (lenalidomide_last or {}).items()})
     truth.progressions = [cart.day_of(d) for d in progressions]
     truth.early_failure, truth.primary_refractory = early, refractory
     truth.death = cart.day_of(death) if death else None
@@ -86,6 +89,28 @@ def test_lenalidomide_refractory_needs_lenalidomide_in_the_failed_line():
     assert not history.len_refractory
     history = sim.history_at(p, truth_with([("2022-01-10", "2024-05-10", vrd)], ["2024-05-20"]), cart.day_of("2024-06-01"))
     assert history.len_refractory
+
+
+def test_lenalidomide_refractory_counts_from_the_last_lenalidomide_dose_not_the_line_end():
+    """VRd induction, ASCT ending 2022-10-01 and relapse 2022-11-15: lenalidomide stopped in June, so not refractory (IMWG)."""
+    sim, p = simulator(), patient("MM", age=60.0)
+    vrd_asct = ["bortezomib", "dexamethasone", "lenalidomide", "melphalan"]
+    truth = truth_with([("2022-01-10", "2022-10-01", vrd_asct)], ["2022-11-15"], lenalidomide_last={1: "2022-06-01"})
+    assert not sim.history_at(p, truth, cart.day_of("2022-12-01")).len_refractory
+    truth = truth_with([("2022-01-10", "2022-10-01", vrd_asct)], ["2022-11-15"], lenalidomide_last={1: "2022-09-20"})
+    assert sim.history_at(p, truth, cart.day_of("2022-12-01")).len_refractory
+
+
+def test_administer_reports_each_drugs_last_covered_day():
+    """An oral fill covers its days supply (cut at the stop day), an IV drug its administration day."""
+    from synthetic.regimens import REGIMENS
+
+    sim, p = simulator(), patient("MM", age=60.0)
+    start = cart.day_of("2022-01-10")
+    last, given, by_drug = sim.administer(p, REGIMENS["Lenalidomide maintenance"], start, start + 100)
+    assert given == {"lenalidomide"} and by_drug["lenalidomide"] == start + 100 and last == start + 100
+    _, _, by_drug = sim.administer(p, REGIMENS["VRd"], start, None)
+    assert by_drug["bortezomib"] < by_drug["lenalidomide"] + 14
 
 
 def test_label_text_only_tecartus_mcl_and_kymriah_b_all():
