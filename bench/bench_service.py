@@ -3,8 +3,10 @@
 Writes bench/results/service.md. What is measured:
 
 * cartscout: ``cartscout serve`` (one uvicorn worker, auth on with an API key) on a loopback port,
-  loading a real cartscout artifact (LightGBM booster over the full feature catalog, default 300
-  trees x 31 leaves, fitted on random numbers: cost, not accuracy, is measured). One member with
+  loading a real cartscout artifact (LightGBM booster over the full feature catalog, fitted on
+  random numbers: cost, not accuracy, is measured). Its default shape, 132 trees x 7 leaves, is
+  what training's defaults produced on the 200,000-member benchmark (bench/results/train.md:
+  ``num_leaves=7``, early stopping picked 132 rounds); ``--trees``/``--leaves`` change it. One member with
   about 300 events who is in the cohort and not yet eligible, so the whole path runs: JSON parse
   and validation, claims -> events, cohort, lines of therapy, label eligibility, features,
   prediction, TreeSHAP, response JSON. Median and p99 latency with one client (sequential
@@ -13,9 +15,9 @@ Writes bench/results/service.md. What is measured:
   ``mlflow models serve --env-manager local``; one feature row per request (bare predict, no
   features, no SHAP, no rules); same client code, same figures.
 * in-process breakdown of one request (mapping, scoring, response model) and TreeSHAP cost per
-  row by model size (100 / 300 / 600 trees), to show where the time goes and what model size buys.
+  row by model size (trees x leaves), to show where the time goes and what model size buys.
 
-Usage: python bench/bench_service.py [--trees 300] [--seconds 10] [--requests 300]
+Usage: python bench/bench_service.py [--trees 132] [--leaves 7] [--seconds 10] [--requests 300] [--out FILE]
 The clients run in this process; the servers are separate processes.
 """
 
@@ -57,7 +59,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def build_artifact(directory: Path, trees: int, leaves: int = 31):
+def build_artifact(directory: Path, trees: int, leaves: int = 7):
     """A cartscout artifact with a booster of the given size over the real feature catalog."""
     import lightgbm as lgb
 
@@ -207,9 +209,11 @@ def measure(url: str, body: bytes, headers: dict, requests: int, seconds: float,
     }
 
 
-def breakdown(artifact: Path, member: dict, repeats: int = 30) -> dict:
-    """Median in-process cost of the stages of one request."""
+def breakdown(artifact: Path, member: dict, repeats: int = 50) -> dict:
+    """Median in-process cost of the stages of one request (``build_features`` is timed by a
+    separate call on the same input: it is the pipeline's share of ``score_members``)."""
     from contract.mapping import claims_to_events
+    from features.pipeline import build_features
     from models.artifact import artifact_paths, load_model_files
     from models.scoring import score_members
     from service.history import build_claim_tables, load_member_history
@@ -217,13 +221,7 @@ def breakdown(artifact: Path, member: dict, repeats: int = 30) -> dict:
 
     model = load_model_files(artifact_paths(artifact), version="1")
     raw = json.dumps(member)
-    stages = {
-        "parse + validate JSON (pydantic)": [],
-        "lay out contract tables, check code formats (service.history)": [],
-        "claims -> events (contract.mapping.claims_to_events)": [],
-        "score_members (cohort, lines, eligibility, features, predict, TreeSHAP)": [],
-        "response model + JSON": [],
-    }
+    stages = {name: [] for name in STAGES}
     for _ in range(repeats):
         t0 = time.perf_counter()
         request = ScoreRequest.model_validate_json(raw)
@@ -237,24 +235,52 @@ def breakdown(artifact: Path, member: dict, repeats: int = 30) -> dict:
         t4 = time.perf_counter()
         ScoreResponse.model_validate({**results[0], "model_version": "1"}).model_dump_json()
         t5 = time.perf_counter()
-        for name, value in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+        build_features(events, persons, as_of, model.codes, centers=model.centers, zip_centroids=model.zip_centroids, rules=model.rules)
+        t6 = time.perf_counter()
+        for name, value in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t6 - t5, t5 - t4)):
             stages[name].append(value * 1000)
     history = load_member_history([request], model.codes, date(2024, 7, 1))
-    events = len(history.events)
-    status = results[0]["status"]
-    return {"events": events, "status": status, **{k: statistics.median(v) for k, v in stages.items()}}
+    return {"events": len(history.events), "status": results[0]["status"], **{k: statistics.median(v) for k, v in stages.items()}}
 
 
-def shap_cost(trees_list=(100, 300, 600), rows: int = 200) -> dict[int, tuple[float, float]]:
-    """Per-row predict and pred_contrib time (ms, one thread) by number of trees (31 leaves)."""
+# The same bench before the issue-5 work (bench/results/service.md as committed then), for the
+# before/after table; that run used a 300-tree x 31-leaf booster, so its score_members includes
+# ~3.2 ms of TreeSHAP that the default 132 x 7 model here does not spend.
+BEFORE = {
+    "source": "run 2026-11-23T02:46Z, `python bench/bench_service.py --seconds 8 --requests 150` with a 300-tree x 31-leaf booster "
+    "(TreeSHAP 3.2 ms of its score_members), load average 1.3; pandas work of the feature pipeline was ~10 ms of score_members then.",
+    "median_ms": "42.1",
+    "concurrent_rps": "15.7",
+    "stages": {
+        "parse + validate JSON (pydantic)": "0.81",
+        "lay out contract tables, check code formats (service.history)": "3.85",
+        "claims -> events (contract.mapping.claims_to_events)": "6.93",
+        "score_members (cohort, lines, eligibility, features, predict, TreeSHAP, result records)": "27.43",
+        "response model + JSON": "0.17",
+    },
+}
+STAGES = (
+    "parse + validate JSON (pydantic)",
+    "lay out contract tables, check code formats (service.history)",
+    "claims -> events (contract.mapping.claims_to_events)",
+    "score_members (cohort, lines, eligibility, features, predict, TreeSHAP, result records)",
+    "  of which build_features (timed alone on the same input)",
+    "response model + JSON",
+)
+SIZES = ((7, 100), (7, 132), (7, 300), (15, 300), (31, 100), (31, 300), (31, 600))
+
+
+def shap_cost(sizes=SIZES, rows: int = 200) -> dict[tuple[int, int], tuple[float, float]]:
+    """Per-row predict and pred_contrib time (ms, one thread) by (leaves, trees)."""
     import lightgbm as lgb
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3000, 62))
     y = (rng.uniform(size=3000) < 1 / (1 + np.exp(-x[:, :5].sum(axis=1)))).astype(int)
     out = {}
-    for trees in trees_list:
-        booster = lgb.train({"objective": "binary", "num_leaves": 31, "min_data_in_leaf": 5, "verbosity": -1, "seed": 0}, lgb.Dataset(x, label=y), num_boost_round=trees)
+    for leaves, trees in sizes:
+        params = {"objective": "binary", "num_leaves": leaves, "min_data_in_leaf": 5, "verbosity": -1, "seed": 0}
+        booster = lgb.train(params, lgb.Dataset(x, label=y), num_boost_round=trees)
         one = x[:1]
         timings = {"predict": [], "contrib": []}
         for _ in range(rows):
@@ -264,13 +290,62 @@ def shap_cost(trees_list=(100, 300, 600), rows: int = 200) -> dict[int, tuple[fl
             t = time.perf_counter()
             booster.predict(one, pred_contrib=True, num_threads=1)
             timings["contrib"].append(time.perf_counter() - t)
-        out[trees] = (statistics.median(timings["predict"]) * 1000, statistics.median(timings["contrib"]) * 1000)
+        out[(leaves, trees)] = (statistics.median(timings["predict"]) * 1000, statistics.median(timings["contrib"]) * 1000)
+    return out
+
+
+# (leaves, boost-round cap, minimum rounds before early stopping may stop); the first is training's default.
+TRADE_OFF_SIZES = ((7, 800, 100), (7, 100, 100), (7, 300, 300), (15, 800, 100), (31, 800, 100), (31, 300, 300))
+
+
+def size_trade_off(data_dir: Path, rows: int = 300) -> dict:
+    """Accuracy against explanation cost by model size, on a real training set: landmark examples
+    of ``data_dir`` built and split exactly as ``cartscout train`` does (training's default
+    settings), one booster per size fitted on train with early stopping on validation, test
+    AUROC/AUPRC per example, and TreeSHAP ms per test row (one thread)."""
+    from contract.loading import load_directory
+    from features.catalog import categorical_feature_names
+    from features.geography import load_zip_centroids
+    from training.examples import build_examples
+    from training.fitting import fit_candidate_model
+    from training.metrics import compute_auprc, compute_auroc
+    from training.run import read_truth
+    from training.settings import TrainingConfig
+    from training.splits import plan_split
+
+    config = TrainingConfig()
+    data = load_directory(data_dir)
+    examples = build_examples(data.events, data.persons, data.codes, config.outcome, config.population, centers=data.centers,
+                              zip_centroids=load_zip_centroids() if data.centers is not None else None, truth=read_truth(data_dir))
+    ex, x = examples.examples, examples.features
+    plan = plan_split(ex, config.split, config.outcome.horizon_days)
+    train, valid, test = (plan.rows(s) for s in ("train", "validation", "test"))
+    y = ex["label"].to_numpy()
+    test_rows = x[test].to_numpy(dtype=np.float64)
+    out = {"examples": {s: int(m.sum()) for s, m in (("train", train), ("validation", valid), ("test", test))},
+           "positives": {s: int(y[m].sum()) for s, m in (("train", train), ("validation", valid), ("test", test))}, "sizes": []}
+    for leaves, cap, min_rounds in TRADE_OFF_SIZES:
+        settings = config.model.model_copy(update={"num_leaves": leaves, "num_boost_round": cap, "min_boost_rounds": min_rounds})
+        fitted = fit_candidate_model(x[train], y[train], x[valid], y[valid], settings, categorical_feature_names())
+        margin = fitted.booster.predict(x[test], raw_score=True)
+        timings = []
+        for i in range(rows):
+            one = test_rows[i % len(test_rows)][None, :]
+            t = time.perf_counter()
+            fitted.booster.predict(one, pred_contrib=True, num_threads=1)
+            timings.append(time.perf_counter() - t)
+        out["sizes"].append({"leaves": leaves, "cap": cap, "min_rounds": min_rounds, "trees": fitted.booster.num_trees(),
+                             "auroc": compute_auroc(y[test], margin), "auprc": compute_auprc(y[test], margin), "shap_ms": statistics.median(timings) * 1000})
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trees", type=int, default=300)
+    parser.add_argument("--trees", type=int, default=132)
+    parser.add_argument("--leaves", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of both servers (issue 5's targets are for one)")
+    parser.add_argument("--size-data", type=Path, help="contract directory (e.g. the 200k training bench population) for the accuracy vs model size table")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
@@ -281,7 +356,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="cartscout-bench-"))
     artifact = work / "artifact"
-    booster, x = build_artifact(artifact, args.trees)
+    booster, x = build_artifact(artifact, args.trees, args.leaves)
     cache = work / "cache"
     install_local_copy(artifact, cache)
     member = make_member()
@@ -300,7 +375,7 @@ def main() -> None:
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # mlflow models serve execs uvicorn from PATH
     )
     port = free_port()
-    service_cmd = [str(BIN / "cartscout"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    service_cmd = [str(BIN / "cartscout"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)]
     service = start(service_cmd, env, f"http://127.0.0.1:{port}/healthz", work / "service.log")
     try:
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
@@ -315,7 +390,7 @@ def main() -> None:
     baseline_dir = work / "baseline"
     mlflow.lightgbm.save_model(booster, str(baseline_dir))
     bport = free_port()
-    mlflow_cmd = [str(BIN / "mlflow"), "models", "serve", "-m", str(baseline_dir), "--env-manager", "local", "--host", "127.0.0.1", "--port", str(bport), "--workers", "1"]
+    mlflow_cmd = [str(BIN / "mlflow"), "models", "serve", "-m", str(baseline_dir), "--env-manager", "local", "--host", "127.0.0.1", "--port", str(bport), "--workers", str(args.workers)]
     baseline = start(mlflow_cmd, env, f"http://127.0.0.1:{bport}/ping", work / "mlflow.log")
     try:
         row = x.iloc[:1]
@@ -324,6 +399,7 @@ def main() -> None:
     finally:
         stop(baseline)
     sizes = shap_cost()
+    trade_off = size_trade_off(args.size_data) if args.size_data else None
 
     load = os.getloadavg()
     command = "python bench/bench_service.py " + " ".join(sys.argv[1:])
@@ -336,8 +412,8 @@ def main() -> None:
         f"LightGBM {lightgbm.__version__}, MLflow {mlflow.__version__}, pandas {pd.__version__}.",
         "",
         f"Member: {parts['events']} events after mapping (DLBCL, first-line R-CHOP, background care and fills), status `{probe.get('status')}`, "
-        f"{len(probe.get('reasons', []))} SHAP reasons returned. Model: {args.trees} trees x 31 leaves over {x.shape[1]} features. "
-        "Clients in the bench process, servers in their own processes on loopback, one uvicorn worker each.",
+        f"{len(probe.get('reasons', []))} SHAP reasons returned. Model: {args.trees} trees x {args.leaves} leaves over {x.shape[1]} features. "
+        f"Clients in the bench process, servers in their own processes on loopback, {args.workers} uvicorn worker(s) each.",
         "",
         "| server | what one request does | median ms (1 client) | p99 ms (1 client) | req/s (1 client) | req/s (8 clients) | failures |",
         "|---|---|---|---|---|---|---|",
@@ -350,24 +426,41 @@ def main() -> None:
         "Targets from issue 5: median <= 10 ms, p99 <= 30 ms (one client); >= 150 req/s with 8 clients on one worker. "
         f"This run: median {'met' if ours['median_ms'] <= 10 else 'NOT met'}, p99 {'met' if ours['p99_ms'] <= 30 else 'NOT met'}, "
         f"throughput {'met' if ours['concurrent_rps'] >= 150 else 'NOT met'}; cartscout {'faster' if ours['concurrent_rps'] > theirs['concurrent_rps'] else 'slower'} than the bare-predict baseline. "
-        "The stage table below shows where the time goes: the per-request pandas work of mapping claims to events and of the "
-        "feature pipeline, not the model or HTTP.",
         "",
-        "## Where one request's time goes (in process, median of 30)",
+        "## Where one request's time goes (in process, median of 50)",
         "",
-        "| stage | ms |",
-        "|---|---|",
-        *[f"| {k} | {v:.2f} |" for k, v in parts.items() if k not in ("events", "status")],
+        f"Before: {BEFORE['source']}",
         "",
-        "## TreeSHAP cost by model size (one row, one thread, 62 features, 31 leaves)",
-        "",
-        "| trees | predict ms | pred_contrib (SHAP) ms |",
+        "| stage | before ms | this run ms |",
         "|---|---|---|",
-        *[f"| {t} | {p:.3f} | {c:.3f} |" for t, (p, c) in sizes.items()],
+        *[f"| {k} | {BEFORE['stages'].get(k, '')} | {parts[k]:.2f} |" for k in STAGES],
+        f"| end to end over HTTP, median (1 client) | {BEFORE['median_ms']} | {ours['median_ms']:.1f} |",
+        f"| end to end over HTTP, req/s (8 clients) | {BEFORE['concurrent_rps']} | {ours['concurrent_rps']:.1f} |",
+        "",
+        "## TreeSHAP cost by model size (one row, one thread, 62 features)",
+        "",
+        "| leaves | trees | predict ms | pred_contrib (SHAP) ms |",
+        "|---|---|---|---|",
+        *[f"| {leaves} | {trees} | {p:.3f} | {c:.3f} |" for (leaves, trees), (p, c) in sizes.items()],
         "",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
+    if trade_off:
+        lines += [
+            f"## Accuracy against explanation cost by model size (`--size-data {args.size_data.name}`)",
+            "",
+            "Landmark examples built and split as `cartscout train` does with training's default settings "
+            f"(examples train/validation/test {trade_off['examples']['train']:,}/{trade_off['examples']['validation']:,}/{trade_off['examples']['test']:,}, "
+            f"positives {trade_off['positives']['train']}/{trade_off['positives']['validation']}/{trade_off['positives']['test']}); one booster per size, "
+            "early stopping on validation AUPRC after the minimum rounds; AUROC/AUPRC on the test split per example; TreeSHAP per test row, one thread. "
+            "The first row is training's default.",
+            "",
+            "| leaves | round cap | min rounds | trees kept | test AUROC | test AUPRC | TreeSHAP ms/row |",
+            "|---|---|---|---|---|---|---|",
+            *[f"| {s['leaves']} | {s['cap']} | {s['min_rounds']} | {s['trees']} | {s['auroc']:.3f} | {s['auprc']:.3f} | {s['shap_ms']:.3f} |" for s in trade_off["sizes"]],
+            "",
+        ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
     print("\n".join(lines))
 
 

@@ -28,13 +28,15 @@ them unchanged; a test holds that).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 import datetime as dt
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pandas.api.internals import create_dataframe_from_blocks
 
 from features.codelists import CodeLists
 from features.events import CODE_SYSTEMS, EVENT_KINDS, PERSON_COLUMNS, PERSON_DTYPES, SETTINGS
@@ -45,6 +47,7 @@ _ED_POS = ("23",)
 _OFFICE_POS = ("11",)
 _NAT = np.datetime64("NaT", "s")
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_NAT_DAY = np.iinfo(np.int64).min  # NaT as an int64 day count
 _SMALL = 4096
 _SEPARATORS = re.compile(r"[.\-\s]")
 _ZIP = re.compile(r"^\s*(\d{3,5})\s*(?:-.*)?$")
@@ -56,8 +59,17 @@ _KIND_RANK = np.argsort(np.argsort(np.array(EVENT_KINDS)))
 _SYSTEM_RANK = np.argsort(np.argsort(np.array(CODE_SYSTEMS)))
 
 
-def claims_to_events(eligibility: pd.DataFrame, medical: pd.DataFrame, pharmacy: pd.DataFrame, codes: CodeLists) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return ``(events, persons)`` conformed to the event model, events sorted by person and date."""
+ClaimTable = pd.DataFrame | Mapping[str, np.ndarray]
+
+
+def claims_to_events(eligibility: ClaimTable, medical: ClaimTable, pharmacy: ClaimTable, codes: CodeLists) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return ``(events, persons)`` conformed to the event model, events sorted by person and date.
+
+    Each table is a DataFrame (the batch loader's validated frames) or a mapping of column name ->
+    1-D array with one entry per row (how the API lays out a request: a DataFrame would cost more
+    to build than the whole mapping of one member). Absent columns count as empty.
+    """
+    eligibility, medical, pharmacy = _Table(eligibility), _Table(medical), _Table(pharmacy)
     spans = _Spans.of(eligibility)
     persons = _derive_persons(eligibility, spans)
     parts = [
@@ -69,9 +81,52 @@ def claims_to_events(eligibility: pd.DataFrame, medical: pd.DataFrame, pharmacy:
     return _events_frame(_Events.concat(parts)), _persons_frame(persons)
 
 
-def derive_persons(eligibility: pd.DataFrame) -> pd.DataFrame:
+def derive_persons(eligibility: ClaimTable) -> pd.DataFrame:
     """One row per person: demographics of the most recent span, the latest recorded death date."""
+    eligibility = _Table(eligibility)
     return _persons_frame(_derive_persons(eligibility, _Spans.of(eligibility)))
+
+
+class _Table:
+    """A claims table read one column at a time, whichever form it came in.
+
+    ``table[column]`` is the column's array (pandas' own array for a DataFrame, so Arrow-backed
+    text stays in Arrow), ``column in table.columns`` tests presence, ``len(table)`` counts rows.
+    """
+
+    __slots__ = ("_source", "_frame", "columns", "_rows")
+
+    def __init__(self, source: ClaimTable):
+        self._source = source
+        self._frame = isinstance(source, pd.DataFrame)
+        self.columns = source.columns if self._frame else source.keys()
+        if self._frame:
+            self._rows = len(source)
+        else:
+            lengths = {len(v) for v in source.values()}
+            if len(lengths) > 1:
+                raise ValueError(f"claims table columns differ in length: {sorted(lengths)}")
+            self._rows = lengths.pop() if lengths else 0
+
+    def __len__(self) -> int:
+        return self._rows
+
+    @property
+    def empty(self) -> bool:
+        return self._rows == 0
+
+    def __getitem__(self, column: str):
+        if self._frame:
+            return self._source[column].array
+        values = self._source[column]
+        return values if isinstance(values, np.ndarray) else _object_array(values)
+
+
+def _object_array(values) -> np.ndarray:
+    """A 1-D object array of ``values`` as they are (never a 2-D array of nested sequences)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
 
 
 @dataclass(frozen=True)
@@ -86,7 +141,7 @@ class _Text:
     values: np.ndarray
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, column: str, transform: Callable[[str], str] | None = None) -> _Text:
+    def of(cls, frame: _Table, column: str, transform: Callable[[str], str] | None = None) -> _Text:
         """Stripped text, blank as missing, ``transform`` applied to each distinct value."""
         if column not in frame.columns:
             return cls(np.full(len(frame), -1, dtype=np.intp), np.empty(0, dtype=object))
@@ -193,13 +248,19 @@ class _Persons:
     death_date: np.ndarray
 
 
-def _dates(frame: pd.DataFrame, column: str) -> np.ndarray:
+def _dates(frame: _Table, column: str) -> np.ndarray:
     """Day-resolution datetime64[s]; text (YYYY-MM-DD) and date objects are read once per distinct value."""
     if column not in frame.columns:
         return np.full(len(frame), _NAT)
     values = frame[column]
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return values.to_numpy(dtype="datetime64[D]").astype("datetime64[s]")
+        days = values.astype("datetime64[D]") if isinstance(values, np.ndarray) else values.to_numpy(dtype="datetime64[D]")
+        return days.astype("datetime64[s]")
+    if isinstance(values, np.ndarray) and values.dtype == object and len(values) <= _SMALL:
+        cells = values.tolist()
+        if all(type(v) is dt.date or v is None for v in cells):  # the API's tables: plain dates, one ordinal each
+            days = np.fromiter((_NAT_DAY if v is None else v.toordinal() - _EPOCH_ORDINAL for v in cells), dtype=np.int64, count=len(cells))
+            return days.view("datetime64[D]").astype("datetime64[s]")
     index, distinct = _factorize(values)
     distinct = distinct.tolist()
     if all(isinstance(v, dt.date) for v in distinct):  # date, datetime and Timestamp objects: their day
@@ -211,28 +272,40 @@ def _dates(frame: pd.DataFrame, column: str) -> np.ndarray:
     return np.append(days, _NAT)[index]
 
 
-def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _factorize(array) -> tuple[np.ndarray, np.ndarray]:
     """(index per row, -1 = missing; distinct values as an object array). Arrow-backed text is
     encoded in Arrow; object columns (the API's one-member tables) by pandas' hash table."""
-    array = values.array
     if isinstance(array, pd.arrays.NumpyExtensionArray):
         array = array.to_numpy()
+    if isinstance(array, np.ndarray) and array.dtype == object:
         if len(array) <= _SMALL:
             # a request's few hundred rows: a dict beats pandas' fixed cost of setting up a hash table
-            position: dict = {}
-            index = [-1 if v is None or v is pd.NA or v != v else position.setdefault(v, len(position)) for v in array.tolist()]
-            return np.array(index, dtype=np.intp), np.array(list(position), dtype=object)
+            return _factorize_small(array.tolist())
     index, distinct = pd.factorize(array)
     return index, np.asarray(distinct, dtype=object)
 
 
-def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+def _factorize_small(values: list) -> tuple[np.ndarray, np.ndarray]:
+    """``_factorize`` for a request's few hundred values: dict look-ups beat pandas' fixed cost of
+    setting up a hash table. Missing (None, NA, NaN) gets -1."""
+    position = dict.fromkeys(values)
+    missing = [v for v in position if v is None or v is pd.NA or v != v]
+    for v in missing:
+        del position[v]
+    distinct = np.empty(len(position), dtype=object)
+    distinct[:] = list(position)
+    position.update((v, i) for i, v in enumerate(distinct.tolist()))
+    position.update((v, -1) for v in missing)
+    return np.fromiter(map(position.__getitem__, values), dtype=np.intp, count=len(values)), distinct
+
+
+def _numbers(frame: _Table, column: str) -> np.ndarray:
     """float64 with NaN for missing or not a number; text is read once per distinct value."""
     if column not in frame.columns:
         return np.full(len(frame), np.nan)
     values = frame[column]
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return values.astype(np.float64) if isinstance(values, np.ndarray) else values.to_numpy(dtype=np.float64, na_value=np.nan)
     index, distinct = _factorize(values)
     if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in distinct.tolist()):
         numbers = distinct.astype(np.float64)
@@ -265,6 +338,11 @@ def _fill(values: np.ndarray, fallback: np.ndarray) -> np.ndarray:
 
 def _first_occurrence(*keys: np.ndarray) -> np.ndarray:
     """Mask of rows whose combination of integer keys has not been seen in an earlier row."""
+    if len(keys[0]) <= _SMALL:
+        # a request's few hundred rows: a set of key tuples beats a pandas hash table per key
+        seen: set = set()
+        rows = list(zip(*(key.tolist() for key in keys)))
+        return np.fromiter((row not in seen and not seen.add(row) for row in rows), dtype=bool, count=len(rows))
     group = np.zeros(len(keys[0]), dtype=np.int64)
     for key in keys:
         number, distinct = pd.factorize(key)
@@ -284,11 +362,11 @@ class _Spans:
     end: np.ndarray
 
     @classmethod
-    def of(cls, eligibility: pd.DataFrame) -> _Spans:
+    def of(cls, eligibility: _Table) -> _Spans:
         return cls(_Text.of(eligibility, "person_id"), _dates(eligibility, "enrollment_start_date"), _dates(eligibility, "enrollment_end_date"))
 
 
-def _derive_persons(eligibility: pd.DataFrame, spans: _Spans) -> _Persons:
+def _derive_persons(eligibility: _Table, spans: _Spans) -> _Persons:
     person = spans.person
     # spans in order of person_id as text (missing last), then start and end (NaT last)
     person_rank = np.append(np.argsort(np.argsort(person.values.astype(str))), len(person.values))[person.index]
@@ -345,7 +423,7 @@ class _Claims:
     header: np.ndarray  # row numbers of each claim's first line
 
 
-def _medical_events(medical: pd.DataFrame, codes: CodeLists) -> list[_Events]:
+def _medical_events(medical: _Table, codes: CodeLists) -> list[_Events]:
     if medical.empty:
         return []
     claims = _read_claims(medical)
@@ -360,7 +438,7 @@ def _medical_events(medical: pd.DataFrame, codes: CodeLists) -> list[_Events]:
     return [p for p in parts if p is not None]
 
 
-def _read_claims(medical: pd.DataFrame) -> _Claims:
+def _read_claims(medical: _Table) -> _Claims:
     claim = _Text.of(medical, "claim_id")
     source = _Text.of(medical, "data_source")
     # a line without claim_id belongs to no claim: one shared header, setting unknown
@@ -427,7 +505,7 @@ def _header_events(claims: _Claims, rows: np.ndarray, kind: str, code_system: st
     )
 
 
-def _wide_codes(claims: _Claims, medical: pd.DataFrame, prefix: str, usable: np.ndarray) -> tuple[np.ndarray, _Text, np.ndarray]:
+def _wide_codes(claims: _Claims, medical: _Table, prefix: str, usable: np.ndarray) -> tuple[np.ndarray, _Text, np.ndarray]:
     """The 25 wide code columns of the claim headers in long form: (row, code, column number).
 
     Column-major, as the columns are numbered: every claim's first code, then every second, ...
@@ -441,7 +519,7 @@ def _wide_codes(claims: _Claims, medical: pd.DataFrame, prefix: str, usable: np.
     return rows, code.take(keep), column
 
 
-def _diagnosis_events(claims: _Claims, medical: pd.DataFrame, dx_type: _Text) -> _Events | None:
+def _diagnosis_events(claims: _Claims, medical: _Table, dx_type: _Text) -> _Events | None:
     usable = ~dx_type.test(lambda t: t == "icd-9-cm")
     rows, code, _ = _wide_codes(claims, medical, "diagnosis_code_", usable)
     once = _first_occurrence(claims.key[rows], code.index)
@@ -451,7 +529,7 @@ def _diagnosis_events(claims: _Claims, medical: pd.DataFrame, dx_type: _Text) ->
     return _header_events(claims, rows, "diagnosis", "icd10cm", code.take(once).rows(), claims.start[rows])
 
 
-def _icd_procedure_events(claims: _Claims, medical: pd.DataFrame, px_type: _Text) -> _Events | None:
+def _icd_procedure_events(claims: _Claims, medical: _Table, px_type: _Text) -> _Events | None:
     usable = ~px_type.test(lambda t: t == "icd-9-pcs")
     rows, code, column = _wide_codes(claims, medical, "procedure_code_", usable)
     if not len(rows):
@@ -469,9 +547,7 @@ def _line_events(claims: _Claims, codes: CodeLists) -> _Events | None:
     """HCPCS lines (drug administrations or procedures) and revenue-centre lines, once per claim, code and day."""
     hcpcs, revenue = claims.hcpcs, claims.revenue
     date = _fill(claims.line_start, claims.start)
-    drugs = codes.drugs
-    drug_codes = set(drugs["code"].to_numpy()[drugs["code_system"].to_numpy() == "hcpcs"].tolist())
-    is_drug = hcpcs.test(drug_codes.__contains__)
+    is_drug = hcpcs.test(_hcpcs_drug_codes(codes).__contains__)
     groups = [
         (np.flatnonzero(is_drug), "drug_admin", "hcpcs", hcpcs),
         (np.flatnonzero(hcpcs.present() & ~is_drug), "procedure", "hcpcs", hcpcs),
@@ -485,6 +561,23 @@ def _line_events(claims: _Claims, codes: CodeLists) -> _Events | None:
     rows = np.concatenate([g[0] for g in groups])
     once = _first_occurrence(claims.key[rows], events.code_system, code.index, events.date.view(np.int64))
     return replace(events.take(once), code=code.take(once).rows())
+
+
+_DRUG_CODES: dict[int, tuple[weakref.ref, frozenset[str]]] = {}
+
+
+def _hcpcs_drug_codes(codes: CodeLists) -> frozenset[str]:
+    """HCPCS codes of the drug list, derived once per code-list table rather than once per call
+    (a request would otherwise pay for reading the whole drug table to map a few lines)."""
+    drugs = codes.drugs
+    hit = _DRUG_CODES.get(id(drugs))
+    if hit is not None and hit[0]() is drugs:
+        return hit[1]
+    found = frozenset(drugs["code"].to_numpy()[drugs["code_system"].to_numpy() == "hcpcs"].tolist())
+    if len(_DRUG_CODES) > 16:
+        _DRUG_CODES.clear()
+    _DRUG_CODES[id(drugs)] = (weakref.ref(drugs), found)
+    return found
 
 
 def _drg_events(claims: _Claims, drg: _Text, drg_type: _Text) -> _Events | None:
@@ -504,7 +597,7 @@ def _stay_events(claims: _Claims) -> _Events | None:
     )
 
 
-def _pharmacy_events(pharmacy: pd.DataFrame) -> _Events:
+def _pharmacy_events(pharmacy: _Table) -> _Events:
     if pharmacy.empty:
         return _Events.build(np.empty(0, dtype=object), "drug_fill", np.empty(0, "datetime64[s]"), "ndc", "", "pharmacy")
     date = _dates(pharmacy, "dispensing_date")
@@ -527,7 +620,17 @@ def _pharmacy_events(pharmacy: pd.DataFrame) -> _Events:
 
 def _sorted_text(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(index into distinct values, distinct values in text order, sort rank with missing last)."""
-    index, distinct = pd.factorize(values, sort=True)
+    if len(values) <= _SMALL and values.dtype == object:
+        index, distinct = _factorize_small(values.tolist())
+        texts = distinct.tolist()
+        ranks = np.array(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.intp)  # Python's str order, as pandas sorts
+        remap = np.empty(len(distinct) + 1, dtype=np.intp)
+        remap[ranks] = np.arange(len(distinct))
+        remap[-1] = -1
+        index = remap[index]
+        distinct = distinct[ranks]
+    else:
+        index, distinct = pd.factorize(values, sort=True)
     return index, distinct, np.where(index < 0, len(distinct), index)
 
 
@@ -535,6 +638,37 @@ def _arrow_strings(index: np.ndarray, distinct) -> pd.arrays.ArrowStringArray:
     """A ``string`` column from distinct values and one index per row (-1 = missing), built in Arrow."""
     dictionary = pa.array(np.asarray(distinct, dtype=object), type=pa.large_string())
     return pd.arrays.ArrowStringArray(dictionary.take(pa.array(index, mask=index < 0)))
+
+
+_VOCABULARIES: dict[tuple[str, ...], pa.Array] = {}
+
+
+def _vocabulary_strings(index: np.ndarray, vocabulary: tuple[str, ...]) -> pd.arrays.ArrowStringArray:
+    """A ``string`` column from indices into one of the event model's fixed vocabularies (never missing)."""
+    dictionary = _VOCABULARIES.get(vocabulary)
+    if dictionary is None:
+        dictionary = _VOCABULARIES[vocabulary] = pa.array(list(vocabulary), type=pa.large_string())
+    return pd.arrays.ArrowStringArray(dictionary.take(pa.array(index)))
+
+
+def _frame(columns: dict[str, object], rows: int) -> pd.DataFrame:
+    """A DataFrame from finished column arrays, one block per column and one for each group of
+    numpy columns sharing a dtype: ``pd.DataFrame(dict)`` re-inspects every column, which costs
+    more than building them for a one-member request."""
+    blocks = []
+    numpy: dict[np.dtype, list[int]] = {}
+    names = list(columns)
+    for i, values in enumerate(columns.values()):
+        if isinstance(values, np.ndarray):
+            numpy.setdefault(values.dtype, []).append(i)
+        else:
+            blocks.append((values, np.array([i], dtype=np.intp)))
+    for dtype, at in numpy.items():
+        stacked = np.empty((len(at), rows), dtype=dtype)
+        for row, i in enumerate(at):
+            stacked[row] = columns[names[i]]
+        blocks.append((stacked, np.array(at, dtype=np.intp)))
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(rows), columns=pd.Index(names))
 
 
 def _events_frame(events: _Events) -> pd.DataFrame:
@@ -548,16 +682,16 @@ def _events_frame(events: _Events) -> pd.DataFrame:
     supply = events.days_supply[order]
     columns = {
         "person_id": _arrow_strings(person[order], person_values),
-        "kind": _arrow_strings(events.kind[order].astype(np.intp), EVENT_KINDS),
+        "kind": _vocabulary_strings(events.kind[order], EVENT_KINDS),
         "date": events.date[order],
         "end_date": events.end_date[order],
-        "code_system": _arrow_strings(events.code_system[order].astype(np.intp), CODE_SYSTEMS),
+        "code_system": _vocabulary_strings(events.code_system[order], CODE_SYSTEMS),
         "code": _arrow_strings(code[order], code_values),
-        "setting": _arrow_strings(events.setting[order].astype(np.intp), SETTINGS),
+        "setting": _vocabulary_strings(events.setting[order], SETTINGS),
         "claim_id": _arrow_strings(claim[order], claim_values),
         "days_supply": pd.arrays.IntegerArray(np.nan_to_num(supply).astype(np.int32), np.isnan(supply)),
     }
-    return pd.DataFrame(columns, copy=False)
+    return _frame(columns, len(order))
 
 
 def _persons_frame(persons: _Persons) -> pd.DataFrame:
@@ -568,4 +702,4 @@ def _persons_frame(persons: _Persons) -> pd.DataFrame:
 
     columns = {c: getattr(persons, c) for c in PERSON_COLUMNS}
     columns = {c: (v if PERSON_DTYPES[c] != "string" else text(v)) for c, v in columns.items()}
-    return pd.DataFrame(columns, copy=False)
+    return _frame(columns, len(persons.person_id))

@@ -31,24 +31,12 @@ from models.artifact import LoadedModel
 
 STATUSES = ("eligible_now", "likely_soon", "watch", "unlikely", "already_treated", "not_in_cohort")
 _SCORED = ("likely_soon", "watch", "unlikely")
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly scalar: NaN/NA become None, numpy scalars become Python, dates ISO strings."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, (pd.Timestamp, np.datetime64)):
-        return None if pd.isna(value) else pd.Timestamp(value).date().isoformat()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+_FEW_ROWS = 64
 
 
 def _as_list(value: Any) -> list:
-    """Criteria and drug cells arrive as lists, arrays, or ';'-joined strings; return a list."""
-    if value is None or value is pd.NA:
+    """Criteria and drug cells arrive as lists, arrays, or ';'-joined strings; return a list of text."""
+    if value is None:
         return []
     if isinstance(value, (list, tuple, np.ndarray)):
         return [str(v) for v in value]
@@ -58,34 +46,126 @@ def _as_list(value: Any) -> list:
     return [part.strip() for part in text.split(";") if part.strip()] if text else []
 
 
-def _group_records(frame: pd.DataFrame, build) -> dict[str, list]:
-    if frame is None or frame.empty:
-        return {}
-    out: dict[str, list] = {}
-    for row in frame.itertuples(index=False):
-        out.setdefault(str(row.person_id), []).append(build(row))
+def _values(frame: pd.DataFrame, name: str) -> list:
+    """Column ``name`` as Python values (None for NaN/NA/NaT, dates as ISO day strings); all None
+    when the column is absent. One conversion per column, by the cheapest route for its dtype:
+    per-row pandas access, or even ``to_numpy(na_value=...)`` on Arrow text, costs more than the
+    model for a one-member request."""
+    if name not in frame.columns:
+        return [None] * len(frame)
+    column = frame[name]
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype):
+        values = column.values
+        if dtype.kind == "M":
+            days = values.astype("datetime64[D]")
+            text = np.datetime_as_string(days).astype(object)
+            text[np.isnat(days)] = None
+            return text.tolist()
+        if dtype.kind in "biu":
+            return values.tolist()
+        if dtype.kind == "f":
+            return [None if v != v else v for v in values.tolist()]
+        return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v for v in values.tolist()]
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        return column.array.__arrow_array__().to_pylist()  # Arrow nulls (NaN or NA in pandas) come out as None
+    return column.to_numpy(dtype=object, na_value=None).tolist()
+
+
+def _flags(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """Boolean column with missing as False (all False when the column is absent)."""
+    if name not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    column = frame[name]
+    if column.dtype == np.bool_:
+        return column.values
+    return column.to_numpy(dtype=bool, na_value=False)
+
+
+def _member_rows(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Position in ``keys`` of each id (-1 when absent): the member each row of a side table belongs to."""
+    if len(ids) == len(keys) and np.array_equal(ids, keys):
+        return np.arange(len(keys))
+    if len(keys) <= _FEW_ROWS:
+        at = {key: i for i, key in enumerate(keys.tolist())}
+        return np.array([at.get(i, -1) for i in ids.tolist()], dtype=np.intp)
+    return pd.Index(keys).get_indexer(ids)
+
+
+def _person_ids(frame: pd.DataFrame) -> np.ndarray:
+    """The person_id column as an object array of str (None where missing)."""
+    ids = np.empty(len(frame), dtype=object)
+    ids[:] = _values(frame, "person_id")
+    return ids
+
+
+def _group_by_member(member: np.ndarray, n: int, records: list, *sort_keys: np.ndarray) -> list[list]:
+    """Records per member (``member`` = -1 rows dropped), in the order of ``sort_keys`` then rows."""
+    out: list[list] = [[] for _ in range(n)]
+    order = np.lexsort((*reversed(sort_keys), member)) if sort_keys else np.argsort(member, kind="stable")
+    for i, row in zip(member[order].tolist(), order.tolist()):
+        if i >= 0:
+            out[i].append(records[row])
     return out
 
 
-def _eligibility_record(row) -> dict:
-    return {
-        "product": _plain(getattr(row, "product", None)),
-        "eligible": bool(getattr(row, "eligible", False)) if _plain(getattr(row, "eligible", None)) is not None else False,
-        "indication": _plain(getattr(row, "indication", None)),
-        "criteria_met": _as_list(getattr(row, "criteria_met", None)),
-        "criteria_missing": _as_list(getattr(row, "criteria_missing", None)),
-        "criteria_unknown": _as_list(getattr(row, "criteria_unknown", None)),
-    }
+def _eligibility_by_member(eligibility: pd.DataFrame, keys: np.ndarray) -> tuple[list[list[dict]], np.ndarray]:
+    """Per member: one record per product x indication evaluated (in the pipeline's order), and
+    whether any is label-eligible."""
+    n = len(keys)
+    if eligibility is None or not len(eligibility):
+        return [[] for _ in range(n)], np.zeros(n, dtype=bool)
+    member = _member_rows(keys, _person_ids(eligibility))
+    eligible = _flags(eligibility, "eligible")
+    records = [
+        {"product": product, "eligible": flag, "indication": indication, "criteria_met": _as_list(met), "criteria_missing": _as_list(missing), "criteria_unknown": _as_list(unknown)}
+        for product, flag, indication, met, missing, unknown in zip(
+            _values(eligibility, "product"),
+            eligible.tolist(),
+            _values(eligibility, "indication"),
+            _values(eligibility, "criteria_met"),
+            _values(eligibility, "criteria_missing"),
+            _values(eligibility, "criteria_unknown"),
+        )
+    ]
+    eligible_any = np.zeros(n, dtype=bool)
+    eligible_any[member[eligible & (member >= 0)]] = True
+    return _group_by_member(member, n, records), eligible_any
 
 
-def _line_record(row) -> dict:
-    return {
-        "number": _plain(getattr(row, "line_number", None)),
-        "start": _plain(getattr(row, "start_date", None)),
-        "end": _plain(getattr(row, "end_date", None)),
-        "drugs": _as_list(getattr(row, "drugs", None)),
-        "regimen": _plain(getattr(row, "regimen", None)),
-    }
+def _lines_by_member(lines: pd.DataFrame, keys: np.ndarray) -> list[list[dict]]:
+    """Per member: lines of therapy in line-number order."""
+    n = len(keys)
+    if lines is None or not len(lines):
+        return [[] for _ in range(n)]
+    member = _member_rows(keys, _person_ids(lines))
+    numbers = _values(lines, "line_number")
+    records = [
+        {"number": number, "start": start, "end": end, "drugs": _as_list(drugs), "regimen": regimen}
+        for number, start, end, drugs, regimen in zip(numbers, _values(lines, "start_date"), _values(lines, "end_date"), _values(lines, "drugs"), _values(lines, "regimen"))
+    ]
+    order = np.array([np.inf if number is None else number for number in numbers], dtype=np.float64)
+    return _group_by_member(member, n, records, order)
+
+
+def _feature_matrix(features: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+    """The model's columns as float64, in its order. The pipeline writes them as one contiguous
+    run of columns, which is read as one slice; any other layout is selected by position."""
+    columns = features.columns.tolist()
+    first = columns.index(names[0]) if names and names[0] in columns else -1
+    if first >= 0 and tuple(columns[first : first + len(names)]) == names:
+        at = slice(first, first + len(names))
+    else:
+        position = {c: i for i, c in enumerate(columns)}
+        missing = [n for n in names if n not in position]
+        if missing:
+            raise KeyError(f"features lack the model's column(s): {', '.join(missing)}")
+        at = np.array([position[n] for n in names], dtype=np.intp)
+    if len(features) <= _FEW_ROWS:
+        # the whole frame as one object array costs a fraction of pandas' column selection for a
+        # handful of rows (float32 -> float64 is exact either way)
+        return features.to_numpy(dtype=object, na_value=np.nan)[:, at].astype(np.float64)
+    return features.iloc[:, at].to_numpy(dtype=np.float64)
 
 
 def assign_status(in_cohort: np.ndarray, car_t_received: np.ndarray, eligible_now: np.ndarray, score: np.ndarray, likely_soon: float, watch: float) -> np.ndarray:
@@ -160,56 +240,49 @@ def score_members(
 
         zip_centroids = model.zip_centroids = load_zip_centroids()
     fs = build_features(events, persons, as_of, codes if codes is not None else model.codes, centers=centers, zip_centroids=zip_centroids, rules=model.rules)
-    keys = pd.Index(fs.features["person_id"].astype("string"))
-    matrix = fs.features[list(model.spec.feature_names)].to_numpy(dtype=np.float64)
+    features = fs.features
+    keys = _person_ids(features)
+    n = len(keys)
+    matrix = _feature_matrix(features, model.spec.feature_names)
 
-    cohort = fs.cohort.set_index(fs.cohort["person_id"].astype("string"))
-    in_cohort = cohort["in_cohort"].reindex(keys).fillna(False).to_numpy(dtype=bool)
-    disease = cohort["disease"].reindex(keys).to_numpy(dtype=object) if "disease" in cohort else np.full(len(keys), None, dtype=object)
-    car_t = np.nan_to_num(fs.features["lot_car_t_received_flag"].to_numpy(dtype=float)) > 0 if "lot_car_t_received_flag" in fs.features else np.zeros(len(keys), bool)
-    eligibility = fs.eligibility
-    eligible_any = (
-        eligibility.assign(person_id=eligibility["person_id"].astype("string")).groupby("person_id")["eligible"].any().reindex(keys).fillna(False).to_numpy(dtype=bool)
-        if len(eligibility)
-        else np.zeros(len(keys), dtype=bool)
-    )
+    cohort_row = _member_rows(_person_ids(fs.cohort), keys)
+    present = cohort_row >= 0
+    in_cohort = _flags(fs.cohort, "in_cohort")[np.maximum(cohort_row, 0)] & present if len(fs.cohort) else np.zeros(n, dtype=bool)
+    disease = np.array(_values(fs.cohort, "disease") + [None], dtype=object)[cohort_row].tolist()
+    car_t = np.nan_to_num(features["lot_car_t_received_flag"].to_numpy(dtype=float)) > 0 if "lot_car_t_received_flag" in features.columns else np.zeros(n, bool)
+    products, eligible_any = _eligibility_by_member(fs.eligibility, keys)
 
-    score = np.full(len(keys), np.nan)
-    to_score = in_cohort & ~car_t & ~eligible_any
-    rows = np.flatnonzero(to_score)
-    reasons: dict[int, list[dict]] = {}
+    score = np.full(n, np.nan)
+    rows = np.flatnonzero(in_cohort & ~car_t & ~eligible_any)
+    reasons: list[list[dict]] = [[] for _ in range(n)]
     if rows.size:
         sub = matrix[rows]
         contributions = model.contributions(sub, num_threads=num_threads)
         score[rows] = model.calibrator.transform(contributions.sum(axis=1))
-        for i, explained in zip(rows, explain_rows(model, sub, contributions, top_reasons)):
-            reasons[int(i)] = explained
+        for i, explained in zip(rows.tolist(), explain_rows(model, sub, contributions, top_reasons)):
+            reasons[i] = explained
     thresholds = model.spec.thresholds
-    status = assign_status(in_cohort, car_t, eligible_any, np.nan_to_num(score, nan=-1.0), thresholds.likely_soon, thresholds.watch)
+    status = assign_status(in_cohort, car_t, eligible_any, np.nan_to_num(score, nan=-1.0), thresholds.likely_soon, thresholds.watch).tolist()
 
-    by_person_elig = _group_records(eligibility, _eligibility_record)
-    lines = fs.lines.sort_values(["person_id", "line_number"]) if len(fs.lines) else fs.lines
-    by_person_lines = _group_records(lines, _line_record)
-    dates = fs.features["as_of"]
-    results = []
-    for i, key in enumerate(keys):
-        person = str(key)
-        products = by_person_elig.get(person, [])
-        results.append(
-            {
-                "person_id": person,
-                "as_of": _plain(dates.iloc[i]),
-                "in_cohort": bool(in_cohort[i]),
-                "disease": _plain(disease[i]),
-                "status": str(status[i]),
-                "score": None if np.isnan(score[i]) else float(score[i]),
-                "eligibility": products,
-                "eligible_products": sorted({p["product"] for p in products if p["eligible"] and p["product"]}),
-                "lines_of_therapy": by_person_lines.get(person, []),
-                "reasons": reasons.get(i, []),
-                "model_name": model.name,
-                "model_version": model.version,
-                "rules_version": model.rules_version,
-            }
-        )
-    return results
+    lines = _lines_by_member(fs.lines, keys)
+    dates = _values(features, "as_of")
+    scores = [None if s != s else s for s in score.tolist()]
+    name, version, rules_version = model.name, model.version, model.rules_version
+    return [
+        {
+            "person_id": str(keys[i]),
+            "as_of": dates[i],
+            "in_cohort": bool(in_cohort[i]),
+            "disease": disease[i],
+            "status": status[i],
+            "score": scores[i],
+            "eligibility": products[i],
+            "eligible_products": sorted({p["product"] for p in products[i] if p["eligible"] and p["product"]}),
+            "lines_of_therapy": lines[i],
+            "reasons": reasons[i],
+            "model_name": name,
+            "model_version": version,
+            "rules_version": rules_version,
+        }
+        for i in range(n)
+    ]

@@ -9,6 +9,7 @@ body size limit (and CORS when configured).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
         hasher=MemberHasher(key),
         feedback=FeedbackLog(settings.feedback_path),
         slot=slot,
+        scoring_gate=threading.BoundedSemaphore(settings.scoring_threads),
     )
 
     @asynccontextmanager

@@ -114,6 +114,17 @@ class Authenticator:
             return self._api_key(token)
         raise Unauthenticated("this endpoint requires a JWT signed by a trusted issuer")
 
+    def may_block(self, authorization: str | None) -> bool:
+        """Whether checking this credential may wait on the network: only a JWT whose issuer's
+        keys live at a URL (fetched on a cache miss). Everything else is a hash or a signature
+        check over keys in memory, cheap enough to run on the event loop."""
+        if self.settings.auth != "jwt":
+            return False
+        scheme, _, token = (authorization or "").partition(" ")
+        if not _looks_like_jwt(token.strip()):
+            return False
+        return any(keys.is_url for keys in self.issuers.values())
+
     def _api_key(self, token: str) -> Principal:
         digest = hashlib.sha256(token.encode()).hexdigest()
         if any(hmac.compare_digest(digest, known) for known in self.settings.api_key_hashes):

@@ -30,11 +30,13 @@ DATA_SOURCE = "api"
 
 @dataclass(frozen=True)
 class ClaimTables:
-    """Tuva-shaped frames for a set of members (column names as in ``contract.schema``)."""
+    """The three contract tables for a set of members, each as column name -> object array (one
+    entry per row; column names as in ``contract.schema``), the form ``claims_to_events`` reads
+    without a DataFrame in between."""
 
-    eligibility: pd.DataFrame
-    medical_claim: pd.DataFrame
-    pharmacy_claim: pd.DataFrame
+    eligibility: dict[str, np.ndarray]
+    medical_claim: dict[str, np.ndarray]
+    pharmacy_claim: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -53,49 +55,65 @@ def build_claim_tables(members: Sequence[ScoreRequest], field_prefix: Sequence[s
     A member without enrollment spans still gets one eligibility row (dates empty) so that its
     demographics reach the persons frame; the empty span itself never becomes an event.
 
-    Columns are gathered as lists and each table is made in one step as an object-dtype frame
-    (dates as ``datetime.date``, which the mapping reads directly): per-column dtype inference
-    and per-column frame surgery would cost more than the whole mapping for a one-member request.
-    Columns nobody filled in are left out, as the mapping treats a missing column as empty.
+    Each column is gathered in one pass over the validated lines and kept as an object array
+    (dates as ``datetime.date``, which the mapping reads directly); no DataFrame is built, as
+    pandas' per-column set-up would cost more than the whole mapping of a one-member request.
+    Codes go through the contract's own per-code rules (``contract.code_formats``, memoised per
+    distinct code). Columns nobody filled in are left out: the mapping treats them as empty.
     """
     elig: dict[str, list] = {c: [] for c in _ELIGIBILITY_COLUMNS}
-    med: dict[str, list] = {c: [] for c in ("person_id", "member_id", "data_source", *_LINE_FIELDS)}
-    rx: dict[str, list] = {c: [] for c in ("person_id", "member_id", "data_source", *_FILL_FIELDS)}
-    codes = _CodesToCheck()
+    med_lines: list = []
+    med_where: list[tuple[int, int]] = []
+    med_person: list[str] = []
+    fills: list = []
+    fill_where: list[tuple[int, int]] = []
+    fill_person: list[str] = []
     for mi, m in enumerate(members):
         d = m.demographics
+        person = (m.person_id, m.person_id, d.gender, d.race, d.birth_date, d.death_date, d.zip_code, DATA_SOURCE)
         for span in m.enrollment or [None]:
-            for column, value in zip(
-                _ELIGIBILITY_COLUMNS,
-                (m.person_id, m.person_id, d.gender, d.race, d.birth_date, d.death_date, d.zip_code, DATA_SOURCE)
-                + ((span.enrollment_start_date, span.enrollment_end_date, span.payer, span.plan, span.payer_type) if span else (None,) * 5),
-            ):
+            values = person + ((span.enrollment_start_date, span.enrollment_end_date, span.payer, span.plan, span.payer_type) if span else _NO_SPAN)
+            for column, value in zip(_ELIGIBILITY_COLUMNS, values):
                 elig[column].append(value)
-        for li, line in enumerate(m.medical_claims):
-            row = len(med["person_id"])
-            for column, value in (("person_id", m.person_id), ("member_id", m.person_id), ("data_source", DATA_SOURCE)):
-                med[column].append(value)
-            for column in _LINE_FIELDS:
-                med[column].append(getattr(line, column))
-            icd9_dx = line.diagnosis_code_type == "icd-9-cm"
-            for ci, code in enumerate(line.diagnosis_codes):
-                codes.add("icd10cm", row, f"diagnosis_code_{ci + 1}", code, (mi, "medical_claims", li, f"diagnosis_codes[{ci}]"), check=not icd9_dx)
-            icd9_px = line.procedure_code_type == "icd-9-pcs"
-            for pi, proc in enumerate(line.procedures):
-                codes.add("icd10pcs", row, f"procedure_code_{pi + 1}", proc.code, (mi, "medical_claims", li, f"procedures[{pi}].code"), check=not icd9_px)
-                codes.set(row, f"procedure_date_{pi + 1}", proc.date)
-            if line.hcpcs_code is not None:
-                codes.add("hcpcs", row, "hcpcs_code", line.hcpcs_code, (mi, "medical_claims", li, "hcpcs_code"))
-        for fi, fill in enumerate(m.pharmacy_claims):
-            for column, value in (("person_id", m.person_id), ("member_id", m.person_id), ("data_source", DATA_SOURCE)):
-                rx[column].append(value)
-            for column in _FILL_FIELDS:
-                rx[column].append(getattr(fill, column))
-            codes.add("ndc", len(rx["person_id"]) - 1, "ndc_code", fill.ndc_code, (mi, "pharmacy_claims", fi, "ndc_code"))
-    normal = codes.normalise(list(field_prefix))
-    medical = _frame(med, len(med["person_id"]), normal["medical"])
-    pharmacy = _frame(rx, len(rx["person_id"]), normal["pharmacy"])
-    return ClaimTables(_frame(elig, len(elig["person_id"]), {}), medical, pharmacy)
+        med_lines += m.medical_claims
+        med_where += [(mi, li) for li in range(len(m.medical_claims))]
+        med_person += [m.person_id] * len(m.medical_claims)
+        fills += m.pharmacy_claims
+        fill_where += [(mi, fi) for fi in range(len(m.pharmacy_claims))]
+        fill_person += [m.person_id] * len(m.pharmacy_claims)
+
+    errors: list[tuple[tuple[int, int], tuple, str]] = []  # (sort key, location, message)
+    lines = [line.__dict__ for line in med_lines]
+    med = {"person_id": med_person, "member_id": med_person, "data_source": [DATA_SOURCE] * len(lines)}
+    med.update((c, [line[c] for line in lines]) for c in _LINE_FIELDS)
+    med["hcpcs_code"] = [
+        None if code is None else _checked("hcpcs", code, row, "hcpcs_code", (*med_where[row], "hcpcs_code"), errors) for row, code in enumerate(med["hcpcs_code"])
+    ]
+    wide: dict[str, list] = {}
+    for row, line in enumerate(lines):
+        icd9_dx = line["diagnosis_code_type"] == "icd-9-cm"
+        for ci, code in enumerate(line["diagnosis_codes"]):
+            column = f"diagnosis_code_{ci + 1}"
+            cell = code if icd9_dx else _checked("icd10cm", code, row, column, (*med_where[row], f"diagnosis_codes[{ci}]"), errors)
+            wide.setdefault(column, [None] * len(lines))[row] = cell
+        icd9_px = line["procedure_code_type"] == "icd-9-pcs"
+        for pi, proc in enumerate(line["procedures"]):
+            column = f"procedure_code_{pi + 1}"
+            cell = proc.code if icd9_px else _checked("icd10pcs", proc.code, row, column, (*med_where[row], f"procedures[{pi}].code"), errors)
+            wide.setdefault(column, [None] * len(lines))[row] = cell
+            wide.setdefault(f"procedure_date_{pi + 1}", [None] * len(lines))[row] = proc.date
+    med.update(wide)
+
+    rx_rows = [fill.__dict__ for fill in fills]
+    rx = {"person_id": fill_person, "member_id": fill_person, "data_source": [DATA_SOURCE] * len(rx_rows)}
+    rx.update((c, [fill[c] for fill in rx_rows]) for c in _FILL_FIELDS)
+    rx["ndc_code"] = [_checked("ndc", code, row, "ndc_code", (*fill_where[row], "ndc_code"), errors) for row, code in enumerate(rx["ndc_code"])]
+
+    if errors:
+        errors.sort(key=lambda e: e[0])
+        head = "".join(field_prefix)
+        raise InvalidInput(f"{len(errors)} malformed code(s)", errors=[{"field": _field(head, where), "rule": "code_format", "message": message} for _, where, message in errors[:100]])
+    return ClaimTables(_columns(elig), _columns(med), _columns(rx))
 
 
 def load_member_history(members: Sequence[ScoreRequest], codes: CodeLists, today: date, field_prefix: Sequence[str] = ()) -> MemberHistory:
@@ -114,7 +132,8 @@ def load_member_history(members: Sequence[ScoreRequest], codes: CodeLists, today
         dates = events["date"].to_numpy()
     limits = np.array([m.as_of or today for m in members], dtype="datetime64[D]").astype("datetime64[s]")
     as_of = pd.Series(limits, index=pd.Index(person_ids, name="person_id", dtype="string"), copy=False)
-    member = as_of.index.get_indexer(events["person_id"].array)
+    # every event belongs to a member of the request; with one member no look-up is needed
+    member = np.zeros(len(events), dtype=np.intp) if len(members) == 1 else as_of.index.get_indexer(events["person_id"].array)
     late = np.bincount(member[dates > limits[member]], minlength=len(members))
     return MemberHistory(events=events, persons=persons, as_of=as_of, events_after_as_of={person_ids[i]: int(late[i]) for i in np.flatnonzero(late)})
 
@@ -136,80 +155,41 @@ _ELIGIBILITY_COLUMNS = (
 )
 _LINE_FIELDS = tuple(f for f in MedicalClaimLine.model_fields if f not in ("diagnosis_codes", "procedures"))
 _FILL_FIELDS = tuple(PharmacyClaimLine.model_fields)
+_NO_SPAN = (None,) * 5
 _CHECKS = {
-    "icd10cm": (code_formats.normalise_icd10cm, "not an ICD-10-CM code", "medical"),
-    "icd10pcs": (code_formats.normalise_icd10pcs, "not an ICD-10-PCS code", "medical"),
-    "hcpcs": (code_formats.normalise_hcpcs, "not a HCPCS/CPT code", "medical"),
-    "ndc": (code_formats.normalise_ndc, "not an 11-digit or dashed 10-digit NDC", "pharmacy"),
+    "icd10cm": (code_formats.clean_icd10cm, "not an ICD-10-CM code", "medical_claims"),
+    "icd10pcs": (code_formats.clean_icd10pcs, "not an ICD-10-PCS code", "medical_claims"),
+    "hcpcs": (code_formats.clean_hcpcs, "not a HCPCS/CPT code", "medical_claims"),
+    "ndc": (code_formats.clean_ndc, "not an 11-digit or dashed 10-digit NDC", "pharmacy_claims"),
 }
 # order in which malformed codes are listed: by table column, then by row
 _COLUMN_ORDER = {"hcpcs_code": 0, **{f"diagnosis_code_{i}": i for i in range(1, 26)}, **{f"procedure_code_{i}": 25 + i for i in range(1, 26)}, "ndc_code": 51}
 
 
-class _CodesToCheck:
-    """Codes of a request gathered per code system, so each format check runs once per request."""
-
-    def __init__(self) -> None:
-        self.raw: dict[str, list[str]] = {s: [] for s in _CHECKS}
-        self.cells: dict[str, list[tuple[int, str]]] = {s: [] for s in _CHECKS}
-        self.where: dict[str, list[tuple]] = {s: [] for s in _CHECKS}
-        self.kept: dict[tuple[int, str], object] = {}
-
-    def add(self, system: str, row: int, column: str, code: str, where: tuple, check: bool = True) -> None:
-        """A code for ``column`` of table row ``row``; unchecked codes (ICD-9) are kept as sent."""
-        if not check:
-            self.kept[(row, column)] = code
-            return
-        self.raw[system].append(code)
-        self.cells[system].append((row, column))
-        self.where[system].append(where)
-
-    def set(self, row: int, column: str, value: object) -> None:
-        self.kept[(row, column)] = value
-
-    def normalise(self, prefix: list[str]) -> dict[str, dict[tuple[int, str], object]]:
-        """Per table, (row, column) -> value; raise one InvalidInput listing every malformed code's field."""
-        cells: dict[str, dict[tuple[int, str], object]] = {"medical": {}, "pharmacy": {}}
-        cells["medical"].update(self.kept)
-        errors = []
-        for system, (normalise, message, table) in _CHECKS.items():
-            if not self.raw[system]:
-                continue
-            normal, malformed = normalise(pd.Series(self.raw[system], dtype=object))
-            normal = normal.to_numpy(dtype=object, na_value=None).tolist()
-            cells[table].update(zip(self.cells[system], normal))
-            for i in np.flatnonzero(malformed.to_numpy()):
-                row, column = self.cells[system][i]
-                errors.append(((_COLUMN_ORDER[column], row), self._field(prefix, self.where[system][i]), message))
-        if errors:
-            errors.sort(key=lambda e: e[0])
-            raise InvalidInput(f"{len(errors)} malformed code(s)", errors=[{"field": f, "rule": "code_format", "message": m} for _, f, m in errors[:100]])
-        return cells
-
-    @staticmethod
-    def _field(prefix: list[str], where: tuple) -> str:
-        member, table, index, field = where
-        head = "".join(prefix)
-        return f"{head}[{member}].{table}[{index}].{field}" if head else f"{table}[{index}].{field}"
+def _checked(system: str, code: str, row: int, column: str, where: tuple, errors: list) -> str | None:
+    """The code in its normal form by the contract's rule for ``system``; a malformed one is added
+    to ``errors`` (sort key, location, message). Blank counts as missing, as in the batch checks."""
+    clean, message, table = _CHECKS[system]
+    text = code.strip()
+    if not text:
+        return None
+    normal = clean(text)
+    if normal is None:
+        errors.append(((_COLUMN_ORDER[column], row), (where[0], table, *where[1:]), message))
+    return normal
 
 
-def _frame(columns: dict[str, list], rows: int, cells: dict[tuple[int, str], object]) -> pd.DataFrame:
-    """One object-dtype frame: the listed columns plus the wide cells; all-empty columns left out."""
-    wide: dict[str, list] = {}
-    for (row, column), value in cells.items():
-        if column not in columns:
-            wide.setdefault(column, [None] * rows)[row] = value
-    kept = {c: v for c, v in columns.items() if any(x is not None for x in v)}
-    kept.update((c, wide[c]) for c in sorted(wide, key=_wide_order))
-    for (row, column), value in cells.items():
-        if column in columns:
-            kept[column][row] = value
-    data = np.empty((rows, len(kept)), dtype=object)
-    for j, values in enumerate(kept.values()):
-        data[:, j] = values
-    return pd.DataFrame(data, columns=list(kept), dtype=object, copy=False)
+def _field(head: str, where: tuple) -> str:
+    member, table, index, field = where
+    return f"{head}[{member}].{table}[{index}].{field}" if head else f"{table}[{index}].{field}"
 
 
-def _wide_order(column: str) -> tuple[str, int]:
-    stem, _, number = column.rpartition("_")
-    return stem, int(number)
+def _columns(columns: dict[str, list]) -> dict[str, np.ndarray]:
+    """Object arrays of the columns holding at least one value."""
+    out = {}
+    for name, values in columns.items():
+        if any(v is not None for v in values):
+            array = np.empty(len(values), dtype=object)
+            array[:] = values
+            out[name] = array
+    return out

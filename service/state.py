@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ class ServiceState:
     hasher: MemberHasher
     feedback: FeedbackLog
     slot: ModelSlot
+    scoring_gate: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
     _rxnorm: tuple[Any, RxNormLookup] | None = field(default=None, repr=False)
 
     def rxnorm_lookup(self, model: Any) -> RxNormLookup:

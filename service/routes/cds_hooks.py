@@ -33,8 +33,9 @@ def patient_view(body: CdsRequest, state: State, record: Record, _client: CdsCli
         raise InvalidInput("context.patientId is required", errors=[{"field": "context.patientId", "rule": "required", "message": "a FHIR Patient id is required"}])
     patient, bundles = cds.split_prefetch(body.prefetch, patient_id)
     model = current_model(state)
-    history = read_bundle(bundle_from_prefetch(patient, bundles), model.codes, person_id=patient_id, rxnorm=state.rxnorm_lookup(model))
-    result = score_fhir_history(model, history, datetime.now(timezone.utc).date(), record=record, metrics=state.metrics, hasher=state.hasher)
+    with state.scoring_gate:
+        history = read_bundle(bundle_from_prefetch(patient, bundles), model.codes, person_id=patient_id, rxnorm=state.rxnorm_lookup(model))
+        result = score_fhir_history(model, history, datetime.now(timezone.utc).date(), record=record, metrics=state.metrics, hasher=state.hasher)
     cards = cds.build_cards(result, info_url=state.settings.info_url)
     record.card_ids = [c.uuid for c in cards]
     return JSONResponse(cds.render(CdsResponse(cards=cards)))

@@ -34,5 +34,6 @@ def score_bundle(
     Medication* and Coverage resources (``application/json`` or ``application/fhir+json``).
     Codes that cannot be mapped are counted in ``unmapped_codes``."""
     model = current_model(state)
-    history = read_bundle(bundle, model.codes, rxnorm=state.rxnorm_lookup(model))
-    return score_fhir_history(model, history, as_of or datetime.now(timezone.utc).date(), record=record, metrics=state.metrics, hasher=state.hasher)
+    with state.scoring_gate:
+        history = read_bundle(bundle, model.codes, rxnorm=state.rxnorm_lookup(model))
+        return score_fhir_history(model, history, as_of or datetime.now(timezone.utc).date(), record=record, metrics=state.metrics, hasher=state.hasher)

@@ -1,14 +1,16 @@
 """REST scoring: one member (``POST /v1/score``) or a batch (``POST /v1/score/batch``) in the
-contract's JSON shape. Plain ``def`` endpoints: scoring is CPU-bound and runs in the threadpool,
-where LightGBM releases the GIL and the second core gets used."""
+contract's JSON shape. Plain ``def`` endpoints: mapping and scoring are CPU-bound and run in the
+threadpool, keeping the event loop free to read and answer other requests; ``state.scoring_gate``
+lets ``CARTSCOUT_SCORING_THREADS`` of them (default 1) compute at a time, as threads scoring side
+by side only contend for the GIL."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
-from service.deps import Record, RestCaller, State, current_model
+from service.deps import RawBody, Record, RestCaller, State, current_model, parse_body
 from service.errors import InvalidInput
 from service.history import load_member_history
 from service.schemas import BatchScoreRequest, BatchScoreResponse, ScoreRequest, ScoreResponse
@@ -18,22 +20,36 @@ router = APIRouter(prefix="/v1/score", tags=["scoring"])
 
 
 @router.post("", response_model=ScoreResponse, summary="Score one member's claims history")
-def score_member(body: ScoreRequest, state: State, record: Record, _caller: RestCaller) -> ScoreResponse:
+def score_member(raw: RawBody, state: State, record: Record, _caller: RestCaller) -> Response:
     """Status, calibrated score, label eligibility per CAR T product, lines of therapy and the
-    top contributing factors for one member, as of ``as_of`` (default: today, UTC)."""
-    model = current_model(state)
-    history = load_member_history([body], model.codes, today=datetime.now(timezone.utc).date())
-    return score_histories(model, history.events, history.persons, history.as_of, history.events_after_as_of, record=record, metrics=state.metrics, hasher=state.hasher)[0]
+    top contributing factors for one member, as of ``as_of`` (default: today, UTC). The body is a
+    ``ScoreRequest``."""
+    with state.scoring_gate:
+        body = parse_body(ScoreRequest, raw)
+        model = current_model(state)
+        history = load_member_history([body], model.codes, today=datetime.now(timezone.utc).date())
+        result = score_histories(model, history.events, history.persons, history.as_of, history.events_after_as_of, record=record, metrics=state.metrics, hasher=state.hasher)[0]
+    return json_response(result)
 
 
 @router.post("/batch", response_model=BatchScoreResponse, summary="Score several members in one call")
-def score_batch(body: BatchScoreRequest, state: State, record: Record, _caller: RestCaller) -> BatchScoreResponse:
+def score_batch(raw: RawBody, state: State, record: Record, _caller: RestCaller) -> Response:
     """The same result per member as ``/v1/score``, in request order; at most
-    ``CARTSCOUT_MAX_BATCH_MEMBERS`` members per call (default 1,000)."""
-    limit = state.settings.max_batch_members
-    if len(body.members) > limit:
-        raise InvalidInput(f"at most {limit} members per batch", errors=[{"field": "members", "rule": "max_length", "message": f"at most {limit} members per call"}])
-    model = current_model(state)
-    history = load_member_history(body.members, model.codes, today=datetime.now(timezone.utc).date(), field_prefix=("members",))
-    results = score_histories(model, history.events, history.persons, history.as_of, history.events_after_as_of, record=record, metrics=state.metrics, hasher=state.hasher)
-    return BatchScoreResponse(results=results, model_name=model.name, model_version=str(model.version), rules_version=model.rules_version)
+    ``CARTSCOUT_MAX_BATCH_MEMBERS`` members per call (default 1,000). The body is a
+    ``BatchScoreRequest``."""
+    with state.scoring_gate:
+        body = parse_body(BatchScoreRequest, raw)
+        limit = state.settings.max_batch_members
+        if len(body.members) > limit:
+            raise InvalidInput(f"at most {limit} members per batch", errors=[{"field": "members", "rule": "max_length", "message": f"at most {limit} members per call"}])
+        model = current_model(state)
+        history = load_member_history(body.members, model.codes, today=datetime.now(timezone.utc).date(), field_prefix=("members",))
+        results = score_histories(model, history.events, history.persons, history.as_of, history.events_after_as_of, record=record, metrics=state.metrics, hasher=state.hasher)
+    return json_response(BatchScoreResponse(results=results, model_name=model.name, model_version=str(model.version), rules_version=model.rules_version))
+
+
+def json_response(body: ScoreResponse | BatchScoreResponse) -> Response:
+    """The response, serialised here in the worker thread. Returned as a model, FastAPI would
+    validate it against ``response_model`` again in a second threadpool hop before dumping it;
+    the model was built by validation already, so its JSON is final."""
+    return Response(body.model_dump_json(), media_type="application/json")

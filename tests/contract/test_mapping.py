@@ -157,3 +157,35 @@ def test_object_columns_and_date_objects_map_like_text():
     mapped = claims_to_events(elig, pd.DataFrame(as_objects).astype(object), pd.DataFrame([fill(days_supply=30)]).astype(object), load_codelists())
     pd.testing.assert_frame_equal(mapped[0], text[0])
     pd.testing.assert_frame_equal(mapped[1], text[1])
+
+
+def test_column_mappings_map_like_frames():
+    """Tables given as column name -> array mappings (how the API lays out a request, dates as
+    date objects, absent columns left out) give the same events and persons as DataFrames."""
+    import datetime
+
+    import numpy as np
+
+    common = dict(claim_type="institutional", place_of_service_code="", bill_type_code="0111", admission_date="2023-07-01", discharge_date="2023-07-05", drg_code="18", drg_code_type="ms-drg")
+    lines = [medical_line("C1", 1, revenue_center_code="450", procedure_code_1="xw033h7", **common), medical_line("C1", 2, hcpcs_code="j9312", **common), medical_line("C2", 1, person_id="P2")]
+    fills = [fill(days_supply="30"), fill(claim_id="R2", days_supply="0")]
+    spans = [span("P1"), span("P2", death_date="2024-06-01")]
+    frames = _map(lines, fills, spans)
+
+    def columns(rows):
+        names = dict.fromkeys(k for row in rows for k in row)
+        values = {n: [row.get(n) or None for row in rows] for n in names}
+        values = {n: [datetime.date.fromisoformat(v) if n.endswith("_date") and v else v for v in vs] for n, vs in values.items()}
+        return {n: np.array(vs, dtype=object) for n, vs in values.items() if any(v is not None for v in vs)}
+
+    mapped = claims_to_events(columns(spans), columns(lines), columns(fills), load_codelists())
+    pd.testing.assert_frame_equal(mapped[0], frames[0])
+    pd.testing.assert_frame_equal(mapped[1], frames[1])
+
+
+def test_column_mappings_of_unequal_length_are_refused():
+    """A mapping whose columns differ in length is an error, not a silently misaligned table."""
+    import numpy as np
+
+    with pytest.raises(ValueError, match="differ in length"):
+        claims_to_events({"person_id": np.array(["P1"], dtype=object), "enrollment_start_date": np.array([None, None], dtype=object)}, {}, {}, load_codelists())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import numpy as np
 
 from models.scoring import assign_status
+from tests.service.conftest import model_dir  # noqa: F401  (the real small artifact, as a fixture)
 
 
 def test_status_precedence():
@@ -22,3 +25,54 @@ def test_thresholds_are_inclusive():
     """A score exactly at a threshold gets the higher status."""
     status = assign_status(np.ones(2, bool), np.zeros(2, bool), np.zeros(2, bool), np.array([0.4, 0.1]), 0.4, 0.1)
     assert status.tolist() == ["likely_soon", "watch"]
+
+
+def _population(size: int) -> list[dict]:
+    """Members of every kind the scorer distinguishes, with dates and ages varied per member:
+    outside the cohort, diagnosed only, on first-line R-CHOP (with fills), relapsed onto R-ICE,
+    and without enrollment spans."""
+    from tests.service.factories import R_CHOP, R_ICE, make_claim, make_member
+
+    members = []
+    for i in range(size):
+        shift = timedelta(days=(i * 7) % 200)
+        birth = f"{1940 + i % 45}-0{1 + i % 9}-1{i % 10}"
+        start = date(2023, 11, 1) + shift
+        kind = i % 5
+        if kind == 0:
+            member = make_member(f"m{i:04d}", birth_date=birth, diagnoses_on=())
+            member["medical_claims"] = [make_claim(f"m{i}-bg{k}", start + timedelta(days=30 * k), "99213", ("I10", "E11.9")) for k in range(4)]
+        elif kind == 1:
+            member = make_member(f"m{i:04d}", birth_date=birth, diagnoses_on=(start, start + timedelta(days=40)))
+        elif kind in (2, 4):
+            member = make_member(f"m{i:04d}", birth_date=birth, diagnoses_on=(start,), lines=((start + timedelta(days=20), R_CHOP),))
+            member["pharmacy_claims"] = [{"claim_id": f"m{i}-rx{k}", "dispensing_date": (start + timedelta(days=30 * k)).isoformat(), "ndc_code": "00069-0101-01", "days_supply": 30} for k in range(3)]
+            if kind == 4:
+                member["enrollment"] = []
+        else:
+            member = make_member(f"m{i:04d}", birth_date=birth, diagnoses_on=(start,), lines=((start + timedelta(days=10), R_CHOP), (start + timedelta(days=250), R_ICE)))
+        member["as_of"] = (date(2024, 11, 1) + shift).isoformat()
+        members.append(member)
+    return members
+
+
+def test_one_member_scores_the_same_alone_as_inside_a_thousand(model_dir):
+    """score_members gives each member the same result (status, score, eligibility, lines,
+    reasons) whether it is scored alone, as the API does, or inside a 1,000-member chunk."""
+    from features.codelists import load_codelists
+    from models.artifact import artifact_paths, load_model_files
+    from models.scoring import score_members
+    from service.history import load_member_history
+    from service.schemas import ScoreRequest
+
+    model = load_model_files(artifact_paths(model_dir), version="1")
+    codes = load_codelists()
+    requests = [ScoreRequest.model_validate(m) for m in _population(1000)]
+    together = load_member_history(requests, codes, date(2025, 1, 1))
+    chunk = score_members(model, together.events, together.persons, together.as_of, num_threads=1)
+    assert [r["person_id"] for r in chunk] == [r.person_id for r in requests]
+    assert {r["status"] for r in chunk} >= {"not_in_cohort", "eligible_now"}
+    assert any(r["reasons"] for r in chunk) and any(r["lines_of_therapy"] for r in chunk)
+    for i in list(range(0, 1000, 53)) + [1, 2, 3, 4, 999]:
+        alone = load_member_history([requests[i]], codes, date(2025, 1, 1))
+        assert score_members(model, alone.events, alone.persons, alone.as_of, num_threads=1) == [chunk[i]]
