@@ -39,7 +39,7 @@ import pyarrow as pa
 from pandas.api.internals import create_dataframe_from_blocks
 
 from features.codelists import CodeLists
-from features.events import CODE_SYSTEMS, EVENT_KINDS, PERSON_COLUMNS, PERSON_DTYPES, SETTINGS
+from features.events import CODE_SYSTEMS, EVENT_KINDS, PAYER_TYPE_SYSTEM, PERSON_COLUMNS, PERSON_DTYPES, SETTINGS
 
 _WIDE = range(1, 26)
 _INPATIENT_POS = ("21",)
@@ -220,7 +220,7 @@ class _Events:
             kind=full(np.int8(_KIND[kind]), np.int8),
             date=date,
             end_date=full(_NAT if end_date is None else end_date, "datetime64[s]"),
-            code_system=full(np.int8(_SYSTEM[code_system]), np.int8),
+            code_system=full(np.int8(_SYSTEM[code_system]) if isinstance(code_system, str) else code_system, np.int8),
             code=full(code, object),
             setting=full(np.int8(_SETTING[setting]) if isinstance(setting, str) else setting, np.int8),
             claim_id=full(claim_id, object),
@@ -360,10 +360,12 @@ class _Spans:
     person: _Text
     start: np.ndarray
     end: np.ndarray
+    payer_type: np.ndarray  # object, lower case, None = not stated
 
     @classmethod
     def of(cls, eligibility: _Table) -> _Spans:
-        return cls(_Text.of(eligibility, "person_id"), _dates(eligibility, "enrollment_start_date"), _dates(eligibility, "enrollment_end_date"))
+        payer_type = _Text.of(eligibility, "payer_type", str.lower).rows()
+        return cls(_Text.of(eligibility, "person_id"), _dates(eligibility, "enrollment_start_date"), _dates(eligibility, "enrollment_end_date"), payer_type)
 
 
 def _derive_persons(eligibility: _Table, spans: _Spans) -> _Persons:
@@ -384,7 +386,7 @@ def _derive_persons(eligibility: _Table, spans: _Spans) -> _Persons:
         sex=np.array([v or "unknown" for v in _Text.of(eligibility, "gender", str.lower).take(latest).rows().tolist()], dtype=object),
         race=_Text.of(eligibility, "race").take(latest).rows(),
         zip_code=_Text.of(eligibility, "zip_code").take(latest).converted(_zip5),
-        payer_type=_Text.of(eligibility, "payer_type", str.lower).take(latest).rows(),
+        payer_type=spans.payer_type[latest],
         death_date=death,
     )
 
@@ -396,7 +398,12 @@ def _nat_last(dates: np.ndarray) -> np.ndarray:
 
 
 def _enrollment_events(spans: _Spans) -> _Events:
-    return _Events.build(person_id=spans.person.rows(), kind="enrollment", date=spans.start, end_date=spans.end, code_system="", code="", setting="unknown")
+    """One event per span, carrying the span's payer type: a member's plan can change (commercial to
+    Medicare at 65), and features must see the plan in force on their ``as_of``, not the latest."""
+    stated = spans.payer_type != None  # noqa: E711 (elementwise on an object array)
+    system = np.where(stated, _SYSTEM[PAYER_TYPE_SYSTEM], _SYSTEM[""]).astype(np.int8)
+    code = np.where(stated, spans.payer_type, "").astype(object)
+    return _Events.build(person_id=spans.person.rows(), kind="enrollment", date=spans.start, end_date=spans.end, code_system=system, code=code, setting="unknown")
 
 
 def _death_events(persons: _Persons) -> _Events:

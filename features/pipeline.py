@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,7 @@ from features.geography import locate_centers, nearest_center_miles
 from features.lines import line_columns
 from features.lot_config import LotConfig
 from features.relapse import treatment_columns
-from features.risk import build_code_tagger, compute_risk_features
+from features.risk import build_code_tagger, risk_feature_columns
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,28 @@ class FeatureSet:
     lines_columns: Mapping[str, object]
     treatment_columns: Mapping[str, object]
     eligibility_columns: Mapping[str, object]
-    features: pd.DataFrame
+    features_columns: Mapping[str, object]
     feature_set_version: str
     rules_version: str
     codelists_version: str
 
+    def feature_matrix(self, names: Sequence[str]) -> np.ndarray:
+        """The named features as a float64 (members x features) matrix, straight from the arrays."""
+        missing = [name for name in names if name not in self.features_columns]
+        if missing:
+            raise KeyError(f"features lack column(s): {', '.join(missing)}")
+        matrix = np.empty((n_rows(self.features_columns), len(names)), dtype=np.float64)
+        for j, name in enumerate(names):
+            matrix[:, j] = self.features_columns[name]
+        return matrix
+
+    @cached_property
+    def features(self) -> pd.DataFrame:
+        return frame_from_columns(self.features_columns, n_rows(self.features_columns))
+
     @cached_property
     def cohort(self) -> pd.DataFrame:
-        return frame_from_columns(self.cohort_columns, len(self.features))
+        return frame_from_columns(self.cohort_columns, n_rows(self.features_columns))
 
     @cached_property
     def lines(self) -> pd.DataFrame:
@@ -68,7 +82,7 @@ class FeatureSet:
 
     @cached_property
     def treatment(self) -> pd.DataFrame:
-        return frame_from_columns(self.treatment_columns, len(self.features))
+        return frame_from_columns(self.treatment_columns, n_rows(self.features_columns))
 
     @cached_property
     def eligibility(self) -> pd.DataFrame:
@@ -128,7 +142,7 @@ def build_features(
         zips = np.where(rows >= 0, zips, None)
         coords = centers if isinstance(centers, np.ndarray) else locate_centers(centers, zip_centroids)
         distance = nearest_center_miles(zips, zip_centroids, coords)
-    features = compute_risk_features(
+    features = risk_feature_columns(
         clipped,
         persons,
         as_of,
@@ -145,7 +159,7 @@ def build_features(
         lines_columns=lines,
         treatment_columns=treatment,
         eligibility_columns=eligibility,
-        features=features,
+        features_columns=features,
         feature_set_version=FEATURE_SET_VERSION,
         rules_version=rules.version,
         codelists_version=codes.version,

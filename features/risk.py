@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.catalog import DISEASE_LEVELS, FEATURE_NAMES, PAYER_LEVELS, SEX_LEVELS, UTILISATION_WINDOWS_DAYS
 from features.codelists import CodeLists
-from features.columns import code_pairs, columns_of, frame_from_columns, n_rows, object_values, positions, row_members, string_array, to_numpy
+from features.columns import STRING, TextColumn, code_pairs, columns_of, frame_from_columns, n_rows, object_values, positions, row_members, to_numpy
 from features.comorbidity import CharlsonCodes, score_charlson
 from features.events import PAYER_TYPE_SYSTEM, day_numbers
 
@@ -124,6 +124,17 @@ def compute_risk_features(
     events: pd.DataFrame,
     persons: pd.DataFrame,
     as_of: pd.Series,
+    **upstream,
+) -> pd.DataFrame:
+    """One row per entry of ``as_of`` (same order): ``person_id``, ``as_of``, then every catalog
+    feature as float32. ``upstream`` as for :func:`risk_feature_columns`."""
+    return frame_from_columns(risk_feature_columns(events, persons, as_of, **upstream), len(as_of))
+
+
+def risk_feature_columns(
+    events: pd.DataFrame,
+    persons: pd.DataFrame,
+    as_of: pd.Series,
     *,
     cohort: pd.DataFrame,
     lines: pd.DataFrame,
@@ -132,8 +143,8 @@ def compute_risk_features(
     tagger: CodeTagger,
     charlson: CharlsonCodes,
     center_distance_miles: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """One row per entry of ``as_of`` (same order): ``person_id``, ``as_of``, then every catalog feature.
+) -> dict:
+    """:func:`compute_risk_features` as column arrays: ``person_id``, ``as_of``, then every catalog feature.
 
     ``events`` must already be clipped to each member's ``as_of``; the windows count events in
     the ``w`` days up to and including it. ``center_distance_miles`` is aligned with ``as_of``.
@@ -160,10 +171,10 @@ def compute_risk_features(
         np.full(n, np.nan) if center_distance_miles is None else np.asarray(center_distance_miles, dtype=np.float64)
     )
 
-    out = {"person_id": string_array(keys), "as_of": as_of.to_numpy(dtype="datetime64[s]")}
+    out = {"person_id": TextColumn(keys, STRING), "as_of": as_of.to_numpy(dtype="datetime64[s]")}
     for name in FEATURE_NAMES:
         out[name] = np.asarray(columns[name], dtype=np.float32)
-    return frame_from_columns(out, n)
+    return out
 
 
 class _Aligned:

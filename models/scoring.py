@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features.codelists import CodeLists
+from features.columns import TextColumn, columns_of, n_rows, to_numpy
 from models.artifact import LoadedModel
 
 STATUSES = ("eligible_now", "likely_soon", "watch", "unlikely", "already_treated", "not_in_cohort")
@@ -46,40 +47,41 @@ def _as_list(value: Any) -> list:
     return [part.strip() for part in text.split(";") if part.strip()] if text else []
 
 
-def _values(frame: pd.DataFrame, name: str) -> list:
-    """Column ``name`` as Python values (None for NaN/NA/NaT, dates as ISO day strings); all None
-    when the column is absent. One conversion per column, by the cheapest route for its dtype:
-    per-row pandas access, or even ``to_numpy(na_value=...)`` on Arrow text, costs more than the
-    model for a one-member request."""
-    if name not in frame.columns:
-        return [None] * len(frame)
-    column = frame[name]
-    dtype = column.dtype
-    if isinstance(dtype, np.dtype):
-        values = column.values
-        if dtype.kind == "M":
+def _values(table, name: str) -> list:
+    """Column ``name`` of a DataFrame or column mapping as Python values (None for NaN/NA/NaT,
+    dates as ISO day strings); all None when the column is absent. One conversion per column, by
+    the cheapest route for its array type: per-row pandas access, or even
+    ``to_numpy(na_value=...)`` on Arrow text, costs more than the model for a one-member request."""
+    columns = columns_of(table)
+    if name not in columns:
+        return [None] * n_rows(columns)
+    column = columns[name]
+    if isinstance(column, TextColumn):
+        return column.values.tolist()  # None already marks missing
+    if isinstance(column, (np.ndarray, pd.arrays.NumpyExtensionArray, pd.arrays.DatetimeArray)):
+        values = to_numpy(column)
+        kind = values.dtype.kind
+        if kind == "M":
             days = values.astype("datetime64[D]")
             text = np.datetime_as_string(days).astype(object)
             text[np.isnat(days)] = None
             return text.tolist()
-        if dtype.kind in "biu":
+        if kind in "biu":
             return values.tolist()
-        if dtype.kind == "f":
+        if kind == "f":
             return [None if v != v else v for v in values.tolist()]
         return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v for v in values.tolist()]
-    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
-        return column.array.__arrow_array__().to_pylist()  # Arrow nulls (NaN or NA in pandas) come out as None
+    if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
+        return column.__arrow_array__().to_pylist()  # Arrow nulls (NaN or NA in pandas) come out as None
     return column.to_numpy(dtype=object, na_value=None).tolist()
 
 
-def _flags(frame: pd.DataFrame, name: str) -> np.ndarray:
+def _flags(table, name: str) -> np.ndarray:
     """Boolean column with missing as False (all False when the column is absent)."""
-    if name not in frame.columns:
-        return np.zeros(len(frame), dtype=bool)
-    column = frame[name]
-    if column.dtype == np.bool_:
-        return column.values
-    return column.to_numpy(dtype=bool, na_value=False)
+    columns = columns_of(table)
+    if name not in columns:
+        return np.zeros(n_rows(columns), dtype=bool)
+    return to_numpy(columns[name], bool, False)
 
 
 def _member_rows(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -92,10 +94,10 @@ def _member_rows(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return pd.Index(keys).get_indexer(ids)
 
 
-def _person_ids(frame: pd.DataFrame) -> np.ndarray:
+def _person_ids(table) -> np.ndarray:
     """The person_id column as an object array of str (None where missing)."""
-    ids = np.empty(len(frame), dtype=object)
-    ids[:] = _values(frame, "person_id")
+    ids = np.empty(n_rows(columns_of(table)), dtype=object)
+    ids[:] = _values(table, "person_id")
     return ids
 
 
@@ -109,11 +111,11 @@ def _group_by_member(member: np.ndarray, n: int, records: list, *sort_keys: np.n
     return out
 
 
-def _eligibility_by_member(eligibility: pd.DataFrame, keys: np.ndarray) -> tuple[list[list[dict]], np.ndarray]:
+def _eligibility_by_member(eligibility, keys: np.ndarray) -> tuple[list[list[dict]], np.ndarray]:
     """Per member: one record per product x indication evaluated (in the pipeline's order), and
     whether any is label-eligible."""
     n = len(keys)
-    if eligibility is None or not len(eligibility):
+    if eligibility is None or not n_rows(columns_of(eligibility)):
         return [[] for _ in range(n)], np.zeros(n, dtype=bool)
     member = _member_rows(keys, _person_ids(eligibility))
     eligible = _flags(eligibility, "eligible")
@@ -133,10 +135,10 @@ def _eligibility_by_member(eligibility: pd.DataFrame, keys: np.ndarray) -> tuple
     return _group_by_member(member, n, records), eligible_any
 
 
-def _lines_by_member(lines: pd.DataFrame, keys: np.ndarray) -> list[list[dict]]:
+def _lines_by_member(lines, keys: np.ndarray) -> list[list[dict]]:
     """Per member: lines of therapy in line-number order."""
     n = len(keys)
-    if lines is None or not len(lines):
+    if lines is None or not n_rows(columns_of(lines)):
         return [[] for _ in range(n)]
     member = _member_rows(keys, _person_ids(lines))
     numbers = _values(lines, "line_number")
@@ -146,26 +148,6 @@ def _lines_by_member(lines: pd.DataFrame, keys: np.ndarray) -> list[list[dict]]:
     ]
     order = np.array([np.inf if number is None else number for number in numbers], dtype=np.float64)
     return _group_by_member(member, n, records, order)
-
-
-def _feature_matrix(features: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
-    """The model's columns as float64, in its order. The pipeline writes them as one contiguous
-    run of columns, which is read as one slice; any other layout is selected by position."""
-    columns = features.columns.tolist()
-    first = columns.index(names[0]) if names and names[0] in columns else -1
-    if first >= 0 and tuple(columns[first : first + len(names)]) == names:
-        at = slice(first, first + len(names))
-    else:
-        position = {c: i for i, c in enumerate(columns)}
-        missing = [n for n in names if n not in position]
-        if missing:
-            raise KeyError(f"features lack the model's column(s): {', '.join(missing)}")
-        at = np.array([position[n] for n in names], dtype=np.intp)
-    if len(features) <= _FEW_ROWS:
-        # the whole frame as one object array costs a fraction of pandas' column selection for a
-        # handful of rows (float32 -> float64 is exact either way)
-        return features.to_numpy(dtype=object, na_value=np.nan)[:, at].astype(np.float64)
-    return features.iloc[:, at].to_numpy(dtype=np.float64)
 
 
 def assign_status(in_cohort: np.ndarray, car_t_received: np.ndarray, eligible_now: np.ndarray, score: np.ndarray, likely_soon: float, watch: float) -> np.ndarray:
@@ -240,17 +222,19 @@ def score_members(
 
         zip_centroids = model.zip_centroids = load_zip_centroids()
     fs = build_features(events, persons, as_of, codes if codes is not None else model.codes, centers=centers, zip_centroids=zip_centroids, rules=model.rules)
-    features = fs.features
+    # the steps' column arrays, not their DataFrames: building those would cost more than the model
+    features = fs.features_columns
     keys = _person_ids(features)
     n = len(keys)
-    matrix = _feature_matrix(features, model.spec.feature_names)
+    matrix = fs.feature_matrix(model.spec.feature_names)
 
-    cohort_row = _member_rows(_person_ids(fs.cohort), keys)
+    cohort = fs.cohort_columns
+    cohort_row = _member_rows(_person_ids(cohort), keys)
     present = cohort_row >= 0
-    in_cohort = _flags(fs.cohort, "in_cohort")[np.maximum(cohort_row, 0)] & present if len(fs.cohort) else np.zeros(n, dtype=bool)
-    disease = np.array(_values(fs.cohort, "disease") + [None], dtype=object)[cohort_row].tolist()
-    car_t = np.nan_to_num(features["lot_car_t_received_flag"].to_numpy(dtype=float)) > 0 if "lot_car_t_received_flag" in features.columns else np.zeros(n, bool)
-    products, eligible_any = _eligibility_by_member(fs.eligibility, keys)
+    in_cohort = _flags(cohort, "in_cohort")[np.maximum(cohort_row, 0)] & present if n_rows(cohort) else np.zeros(n, dtype=bool)
+    disease = np.array(_values(cohort, "disease") + [None], dtype=object)[cohort_row].tolist()
+    car_t = np.nan_to_num(to_numpy(features["lot_car_t_received_flag"], np.float64)) > 0 if "lot_car_t_received_flag" in features else np.zeros(n, bool)
+    products, eligible_any = _eligibility_by_member(fs.eligibility_columns, keys)
 
     score = np.full(n, np.nan)
     rows = np.flatnonzero(in_cohort & ~car_t & ~eligible_any)
@@ -264,7 +248,7 @@ def score_members(
     thresholds = model.spec.thresholds
     status = assign_status(in_cohort, car_t, eligible_any, np.nan_to_num(score, nan=-1.0), thresholds.likely_soon, thresholds.watch).tolist()
 
-    lines = _lines_by_member(fs.lines, keys)
+    lines = _lines_by_member(fs.lines_columns, keys)
     dates = _values(features, "as_of")
     scores = [None if s != s else s for s in score.tolist()]
     name, version, rules_version = model.name, model.version, model.rules_version

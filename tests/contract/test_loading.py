@@ -82,7 +82,8 @@ def test_good_directory_maps_to_the_expected_events(tmp_path):
     p1 = events[events["person_id"] == "P1"]
     got = set(zip(p1["kind"], p1["code_system"], p1["code"], p1["claim_id"].fillna(""), p1["setting"]))
     assert got == {
-        ("enrollment", "", "", "", "unknown"),
+        ("enrollment", "payer_type", "commercial", "", "unknown"),
+        ("enrollment", "payer_type", "medicare", "", "unknown"),
         ("diagnosis", "icd10cm", "C8338", "C1", "office"),
         ("drug_admin", "hcpcs", "J9312", "C1", "office"),
         ("procedure", "hcpcs", "99213", "C1", "office"),
@@ -98,4 +99,4 @@ def test_good_directory_maps_to_the_expected_events(tmp_path):
         ("procedure", "hcpcs", "99284", "C3", "ed"),
         ("drug_fill", "ndc", "00002321530", "R1", "pharmacy"),
     }
-    assert len(p1) == len(got) + 1  # two enrollment spans share one tuple above
+    assert len(p1) == len(got)  # every event is its own tuple (each span names its payer type)

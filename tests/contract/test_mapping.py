@@ -115,6 +115,20 @@ def test_enrollment_spans_and_death_become_events():
     assert persons["death_date"].item() == pd.Timestamp("2025-03-15")
 
 
+def test_each_enrollment_event_names_its_own_spans_payer_type():
+    """A plan switch stays visible over time: each span's payer type rides on its enrollment event; a span without one has none."""
+    spans = [
+        span("P1", payer_type="Commercial"),
+        span("P1", enrollment_start_date="2025-01-01", enrollment_end_date="2025-12-31", payer_type="medicare"),
+        span("P1", enrollment_start_date="2026-01-01", enrollment_end_date="2026-06-30", payer_type=""),
+    ]
+    events, persons = _map(eligibility=spans)
+    enrol = _kind(events, "enrollment")
+    assert enrol["code_system"].tolist() == ["payer_type", "payer_type", ""]
+    assert enrol["code"].tolist() == ["commercial", "medicare", ""]
+    assert persons["payer_type"].isna().item()  # the latest span states none
+
+
 def test_persons_take_demographics_from_the_most_recent_span():
     """Payer type and ZIP come from the latest span; ZIP+4 is cut to five digits and lost leading zeros restored."""
     persons = derive_persons(pd.DataFrame([span("P1", payer_type="commercial", zip_code="02139"), span("P1", enrollment_start_date="2025-01-01", enrollment_end_date="2025-12-31", payer_type="Medicare", zip_code="2140-1234")]))
