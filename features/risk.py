@@ -186,6 +186,7 @@ class _Aligned:
 
     def __init__(self, frame, keys: np.ndarray, what: str) -> None:
         self.columns, self.n = columns_of(frame), len(keys)
+        self.aligned = False  # one row per key, in key order: columns are read as they are
         self.length = n_rows(self.columns)
         if self.length == 0:
             self.rows, self.found = np.zeros(self.n, dtype=np.int64), np.zeros(self.n, dtype=bool)
@@ -193,6 +194,7 @@ class _Aligned:
         ids = to_numpy(self.columns["person_id"], object)
         if len(ids) == self.n and (ids == keys).all():  # already in key order (the pipeline's own frames)
             self.rows, self.found = np.arange(self.n), np.ones(self.n, dtype=bool)
+            self.aligned = True
             return
         if len(set(ids.tolist())) != len(ids):
             raise ValueError(f"{what} frame must have one row per person_id; found duplicates")
@@ -204,6 +206,9 @@ class _Aligned:
 
     def floats(self, name: str, default: float = np.nan) -> np.ndarray:
         """Column as float64; members without a row, and missing values, become ``default``."""
+        if self.aligned and self.has(name):
+            values = _as_floats(self.columns[name], np.nan)
+            return values if np.isnan(default) or not np.isnan(values).any() else np.where(np.isnan(values), default, values)
         out = np.full(self.n, default, dtype=np.float64)
         if self.has(name):
             values = _as_floats(self.columns[name], np.nan)[self.rows]
