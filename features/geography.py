@@ -15,12 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.memo import IdentityMemo
-
 EARTH_RADIUS_MILES = 3958.7613
 _CHUNK = 4096
 _SMALL = 64
-_CENTROID_ARRAYS = IdentityMemo()
+_INDEXED: tuple[pd.DataFrame, dict[str, int], np.ndarray] | None = None  # the last centroid table, indexed
 
 
 def load_zip_centroids() -> pd.DataFrame:
@@ -89,7 +87,7 @@ def _zip5(value) -> str:
 def _centroids_for(zips, zip_centroids: pd.DataFrame) -> np.ndarray:
     """(n, 2) centroid degrees per ZIP, NaN for unknown ZIPs."""
     keys = [_zip5(z) if isinstance(z, (str, int)) else "" for z in zips]
-    row_of, coords = _CENTROID_ARRAYS.get((zip_centroids,), lambda: id(zip_centroids), lambda: _index_centroids(zip_centroids))
+    row_of, coords = _index_centroids(zip_centroids)
     position = np.fromiter((row_of.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
     found = coords[np.maximum(position, 0)] if len(coords) else np.full((len(keys), 2), np.nan)
     found[position < 0] = np.nan
@@ -97,10 +95,17 @@ def _centroids_for(zips, zip_centroids: pd.DataFrame) -> np.ndarray:
 
 
 def _index_centroids(zip_centroids: pd.DataFrame) -> tuple[dict[str, int], np.ndarray]:
-    """ZIP -> row and the (m, 2) coordinate array, built once per centroid table (a dict lookup
-    per ZIP is ~50x cheaper than a pandas indexer call for one member, and as fast for many)."""
+    """ZIP -> row and the (m, 2) coordinate array (a dict lookup per ZIP is ~50x cheaper than a
+    pandas indexer call for one member, and as fast for many). Callers keep one centroid table for
+    their whole life, so the last one indexed is kept, with the table itself: identity, not ``id()``,
+    decides a hit."""
+    global _INDEXED
+    last = _INDEXED
+    if last is not None and last[0] is zip_centroids:
+        return last[1], last[2]
     row_of = {str(z): i for i, z in enumerate(zip_centroids.index.tolist())}
     coords = np.column_stack([zip_centroids["latitude"].to_numpy(dtype=float), zip_centroids["longitude"].to_numpy(dtype=float)])
+    _INDEXED = (zip_centroids, row_of, coords)
     return row_of, coords
 
 
