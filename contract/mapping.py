@@ -658,6 +658,21 @@ def _vocabulary_strings(index: np.ndarray, vocabulary: tuple[str, ...]) -> pd.ar
     return pd.arrays.ArrowStringArray(dictionary.take(pa.array(index)))
 
 
+_COLUMN_INDEXES: dict[tuple[str, ...], pd.Index] = {}
+
+
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    """The columns Index of a frame with ``names`` (the event and person columns: a fixed few).
+
+    Built once per set of names and handed out as views (a new Index object over the same data,
+    so setting one frame's ``columns.name`` never touches another): building a ``str`` Index
+    from a list cost ~0.1 ms per frame, a tenth of mapping one member."""
+    index = _COLUMN_INDEXES.get(names)
+    if index is None:
+        index = _COLUMN_INDEXES[names] = pd.Index(list(names))
+    return index.view()
+
+
 def _frame(columns: dict[str, object], rows: int) -> pd.DataFrame:
     """A DataFrame from finished column arrays, one block per column and one for each group of
     numpy columns sharing a dtype: ``pd.DataFrame(dict)`` re-inspects every column, which costs
@@ -675,7 +690,7 @@ def _frame(columns: dict[str, object], rows: int) -> pd.DataFrame:
         for row, i in enumerate(at):
             stacked[row] = columns[names[i]]
         blocks.append((stacked, np.array(at, dtype=np.intp)))
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(rows), columns=pd.Index(names))
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(rows), columns=_column_index(tuple(names)))
 
 
 def _events_frame(events: _Events) -> pd.DataFrame:

@@ -203,3 +203,13 @@ def test_column_mappings_of_unequal_length_are_refused():
 
     with pytest.raises(ValueError, match="differ in length"):
         claims_to_events({"person_id": np.array(["P1"], dtype=object), "enrollment_start_date": np.array([None, None], dtype=object)}, {}, {}, load_codelists())
+
+
+def test_frames_of_different_calls_do_not_share_a_mutable_columns_index():
+    """Renaming one result's columns axis leaves every other mapping's frames as they were."""
+    first, first_persons = _map(medical=[medical_line()], eligibility=[span()])
+    second, second_persons = _map(medical=[medical_line()], eligibility=[span()])
+    first.columns.name = "renamed"
+    first_persons.columns.name = "renamed"
+    assert second.columns.name is None and second_persons.columns.name is None
+    assert list(second.columns) == list(EVENT_COLUMNS)

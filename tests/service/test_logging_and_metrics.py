@@ -100,3 +100,11 @@ def test_unexpected_failure_is_a_bare_500_and_logs_no_message(settings, api_head
     assert "MEMBER-ID-31337" not in text and "C83.38" not in text
     line = next(json.loads(x) for x in text.splitlines() if '"event":"request"' in x)
     assert line["status"] == 500 and line["level"] == "error" and line["note"].startswith("unhandled RuntimeError at ")
+
+
+def test_scoring_log_line_names_how_the_caller_authenticated(scoring_client, api_headers, log_lines):
+    """The scoring routes' single dependency records the caller's kind on the request's log line."""
+    assert scoring_client.post("/v1/score", json=relapsed_dlbcl_member(), headers=api_headers).status_code == 200
+    assert scoring_client.post("/v1/score/batch", json={"members": [relapsed_dlbcl_member()]}, headers=api_headers).status_code == 200
+    lines = [json.loads(line) for line in log_lines() if '"event":"request"' in line]
+    assert [(line["endpoint"], line["auth"]) for line in lines] == [("/v1/score", "apikey"), ("/v1/score/batch", "apikey")]

@@ -179,3 +179,27 @@ def test_score_members_reads_oral_drugs_with_the_code_lists_it_is_given(model_di
     with_xw = score_members(model, events, persons, as_of, codes=model.codes.with_ndc_crosswalk(crosswalk))[0]
     assert without["lines_of_therapy"] == []
     assert [line["drugs"] for line in with_xw["lines_of_therapy"]] == [["ibrutinib"]]
+
+
+def test_request_objects_are_freed_after_the_answer_not_before():
+    """What a scoring route built stays alive while its response is being sent and is freed with it."""
+    import gc
+    import weakref
+
+    from service.routes.score import json_response
+    from service.schemas import ScoreResponse
+
+    class Frames:
+        """Stands in for a request's member frames."""
+
+    result = ScoreResponse.model_construct(person_id="m1")
+    frames = Frames()
+    alive = weakref.ref(frames)
+    response = json_response(result, keep=(frames,))
+    del frames
+    gc.collect()
+    assert alive() is not None
+    del response
+    gc.collect()
+    assert alive() is None
+

@@ -129,3 +129,15 @@ def test_valid_input_without_a_model_is_503(client, api_headers, path):
     """A well-formed request while no model is loaded is 503 problem+json, not 500."""
     body = relapsed_dlbcl_member() if path == "/v1/score" else {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Patient", "id": "p"}}]}
     assert problem(client.post(path, json=body, headers=api_headers))["status"] == 503
+
+
+def test_oversized_body_is_a_413_even_without_credentials(client):
+    """The scoring routes read the body before checking the caller, so an anonymous oversized
+    chunked body is refused as too large, not as unauthenticated."""
+
+    def chunks():
+        for _ in range(20):
+            yield b" " * 8192
+
+    response = client.post("/v1/score", content=chunks(), headers={"content-type": "application/json"})
+    assert problem(response)["status"] == 413
