@@ -12,7 +12,12 @@ claims, then copied with random date shifts and new ids to make a population. Fi
 * baseline (same run): the same functions called member by member over a sample, i.e. what a
   per-member Python loop over the population would cost.
 
-Usage: python bench/bench_lines.py [--members 20000] [--repeats 1000]
+With ``--baseline DIR`` (a directory holding older ``lines.py`` and ``relapse.py``, e.g. from
+``git show HEAD:features/lines.py``), the single-member and batch figures are also measured for
+that version in the same process, calls alternating, with the ratio: the before/after comparison
+that holds on a shared machine.
+
+Usage: python bench/bench_lines.py [--members 20000] [--repeats 1000] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -196,6 +201,36 @@ def once(fn) -> tuple[object, float, float]:
     return out, time.perf_counter() - start, time.process_time() - start_cpu
 
 
+def load_baseline(directory: Path):
+    """Import an older lines.py and relapse.py (the latter reading the former) under other names."""
+    import importlib.util
+    import tempfile
+
+    def load(name: str, path: Path):
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    lines = load("baseline_lines", directory / "lines.py")
+    relapse_text = (directory / "relapse.py").read_text().replace("from features.lines import", "from baseline_lines import")
+    target = Path(tempfile.mkdtemp()) / "baseline_relapse.py"  # a real file: numba caches by source file
+    target.write_text(relapse_text)
+    return lines, load("baseline_relapse", target)
+
+
+def alternating(pairs: list[tuple[str, object]], repeats: int) -> dict[str, list[float]]:
+    """CPU milliseconds per call of each function, the functions called in turn (same load for all)."""
+    out: dict[str, list[float]] = {name: [] for name, _ in pairs}
+    for i in range(repeats):
+        for name, fn in pairs if i % 2 else pairs[::-1]:
+            start = time.process_time()
+            fn()
+            out[name].append((time.process_time() - start) * 1000)
+    return out
+
+
 def p99(values: list[float]) -> float:
     return float(np.percentile(values, 99))
 
@@ -205,6 +240,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=1000)
     parser.add_argument("--loop-sample", type=int, default=300)
+    parser.add_argument("--baseline", type=Path, default=None, help="directory with older lines.py and relapse.py to compare against")
     args = parser.parse_args()
 
     crosswalk = pd.DataFrame({"ndc_code": list(ORAL.values()), "generic": list(ORAL)})
@@ -249,7 +285,7 @@ def main() -> None:
 
     text = f"""# lines of therapy and treatment summary benchmark
 
-Command: `python bench/bench_lines.py --members {n} --repeats {args.repeats}`
+Command: `python bench/bench_lines.py --members {n} --repeats {args.repeats}{f' --baseline {args.baseline}' if args.baseline else ''}`
 Run: {datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}; Python {platform.python_version()}, pandas {pd.__version__},
 numpy {np.__version__}, numba {numba.__version__}; {platform.machine()}, {os.cpu_count()} cores.
 Load average (1/5/15 min) before: {load_before[0]:.1f}/{load_before[1]:.1f}/{load_before[2]:.1f}, after: {load_after[0]:.1f}/{load_after[1]:.1f}/{load_after[2]:.1f}.
@@ -279,9 +315,55 @@ member; a Python loop over 1M members would take about {loop_per_member * 1e6 / 
 Lines per member in the batch: {lines.groupby("person_id").size().describe()[["mean", "min", "max"]].round(2).to_dict()};
 members with >= 2 prior lines: {int((summary["prior_lines"] >= 2).sum()):,}.
 """
+    if args.baseline is not None:
+        text += compare_with_baseline(args, codes, events, as_of, disease, one, one_dis, one_as_of)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
     print(text)
+
+
+def compare_with_baseline(args, codes, events, as_of, disease, one, one_dis, one_as_of) -> str:
+    """Same-process, alternating single-member and batch figures: baseline versus this version."""
+    old_lines, old_relapse = load_baseline(args.baseline)
+    versions = {"baseline": (old_lines.derive_lines, old_relapse.summarise_treatment), "current": (derive_lines, summarise_treatment)}
+    outputs = {}
+    for name, (lines_fn, summary_fn) in versions.items():
+        lo = lines_fn(one, one_dis, one_as_of, codes)  # compile / warm caches
+        outputs[name] = (lo, summary_fn(lo, one, one_dis, one_as_of, codes))
+    same = all(a.equals(b) for a, b in zip(outputs["baseline"], outputs["current"]))
+    lines_one = outputs["current"][0]
+    single = alternating(
+        [
+            (f"{name} {step}", (lambda f=fn: f(one, one_dis, one_as_of, codes)) if step == "lines" else (lambda f=fn: f(lines_one, one, one_dis, one_as_of, codes)))
+            for name, pair in versions.items()
+            for step, fn in zip(("lines", "summary"), pair)
+        ],
+        args.repeats,
+    )
+    batch_lines = {name: lines_fn(events, disease, as_of, codes) for name, (lines_fn, _) in versions.items()}
+    same_batch = batch_lines["baseline"].equals(batch_lines["current"])
+    batch = alternating(
+        [(f"{name} lines", lambda f=fn: f(events, disease, as_of, codes)) for name, (fn, _) in versions.items()]
+        + [(f"{name} summary", lambda f=fn: f(batch_lines["current"], events, disease, as_of, codes)) for name, (_, fn) in versions.items()],
+        3,
+    )
+    rows = []
+    for step, label in (("lines", "`derive_lines`"), ("summary", "`summarise_treatment`")):
+        b, c = statistics.median(single[f"baseline {step}"]), statistics.median(single[f"current {step}"])
+        bb, cb = statistics.median(batch[f"baseline {step}"]), statistics.median(batch[f"current {step}"])
+        n = len(as_of)
+        rows.append(f"| {label} | {b:.3f} | {c:.3f} | {c / b:.2f} | {bb / n:.4f} | {cb / n:.4f} | {cb / bb:.2f} |")
+    table = "\n".join(rows)
+    return f"""
+## Against the baseline in `{args.baseline}` (same process, calls alternating)
+
+Outputs identical: single member {same}, batch lines {same_batch}. CPU medians; single member over
+{args.repeats} calls each, batch ({len(as_of):,} members) over 3 calls each.
+
+| step | baseline ms (1 member) | current ms | ratio | baseline ms/member (batch) | current ms/member | ratio |
+|---|---|---|---|---|---|---|
+{table}
+"""
 
 
 if __name__ == "__main__":

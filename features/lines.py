@@ -44,6 +44,10 @@ the death date and as_of. ``last_admin_date`` is the last administration or fill
 
 Speed: codes are resolved once per unique (code_system, code); events are sorted by (member, day)
 and a compiled kernel walks every member's segment, so one member and a million share one path.
+For one member the cost is per-call pandas and NumPy overhead, so the row preparation (filter,
+sort, segments, covered days, enrollment spans) is one compiled pass too, and what this step and
+the treatment summary (``features.relapse``) both read from the events (code pairs, dates, days
+supply, as_of days, diseases) is converted once per pipeline call on ``columns_of(events)``.
 """
 
 from __future__ import annotations
@@ -56,7 +60,18 @@ import pandas as pd
 from numba import njit
 
 from features.codelists import CodeLists
-from features.columns import TextColumn, columns_of, frame_from_columns, n_rows, object_column, object_values, positions, to_numpy
+from features.columns import (
+    FrameColumns,
+    TextColumn,
+    columns_of,
+    frame_from_columns,
+    n_rows,
+    object_column,
+    object_values,
+    positions,
+    row_members,
+    to_numpy,
+)
 from features.events import day_numbers
 from features.lot_config import DISEASES, LotConfig
 from features.memo import IdentityMemo
@@ -90,6 +105,8 @@ R_NEXT, R_GAP, R_DEATH, R_EOD, R_CAR_T = 0, 1, 2, 3, 4
 
 _NEG = -(1 << 40)
 _BIG = 1 << 40
+_NAT = np.iinfo(np.int64).min  # the int64 value of NaT
+_SECONDS = np.dtype("datetime64[s]")
 _SCT_EVENTS = {"auto_sct": E_AUTO, "allo_sct": E_ALLO, "auto_or_allo_sct": E_SCT}
 # Per-disease integer parameters handed to the kernel, in its column order.
 _PARAMS = ("window_days", "gap_days", "ld_window_days", "maintenance_max_gap_days", "sct_after_salvage_days",
@@ -104,10 +121,10 @@ class _Tables:
     slot_class: list[str]
     slot_index: dict[str, int]
     role: np.ndarray
+    role64: np.ndarray
     group: np.ndarray
     ld: np.ndarray
     cover: np.ndarray
-    disease_index: dict[str, int]
     params: np.ndarray  # (n_disease + 1, 6): window, gap, ld, maintenance gap, sct gap, maintenance gap after SCT
     maint: np.ndarray
     add_any: np.ndarray
@@ -129,9 +146,18 @@ _TABLES = IdentityMemo()
 DEFAULT_CONFIG = LotConfig()
 
 
+_LAST_TABLES: tuple = (None, None, None)  # the last (codes, config, tables): a service asks with the same objects every call
+
+
 def lot_tables(codes: CodeLists, config: LotConfig) -> _Tables:
     """Build (or fetch) the lookups for these code lists and parameters."""
-    return _TABLES.get((codes, config), lambda: (codes.version, config), lambda: _build_tables(codes, config))
+    global _LAST_TABLES
+    last = _LAST_TABLES
+    if last[0] is codes and last[1] is config:
+        return last[2]
+    tables = _TABLES.get((codes, config), lambda: (codes.version, config), lambda: _build_tables(codes, config))
+    _LAST_TABLES = (codes, config, tables)
+    return tables
 
 
 def _role(drug_class: str, counts: str) -> int:
@@ -186,7 +212,6 @@ def _build_tables(codes: CodeLists, config: LotConfig) -> _Tables:
     ld = np.array([g in config.lymphodepletion_drugs for g in names], dtype=np.bool_)
     cover = np.array([int(config.infusion_cover_days.get(g, 1)) for g in names], dtype=np.int64)
 
-    disease_index = {d: i for i, d in enumerate(DISEASES)}
     n_dis = len(DISEASES) + 1  # last row: disease unknown
     params = np.zeros((n_dis, len(_PARAMS)), dtype=np.int64)
     maint = np.zeros((n_dis, max(n, 1)), dtype=np.bool_)
@@ -214,10 +239,10 @@ def _build_tables(codes: CodeLists, config: LotConfig) -> _Tables:
         slot_class=[cls[g] for g in names],
         slot_index=index,
         role=role,
+        role64=role.astype(np.int64),
         group=group,
         ld=ld,
         cover=cover,
-        disease_index=disease_index,
         params=params,
         maint=maint,
         add_any=add_any,
@@ -255,58 +280,82 @@ def _resolve(tables: _Tables, system: str, code: str) -> tuple[int, int]:
 
 # Below this many rows a Python dict walk beats pandas' per-call factorize overhead.
 _SMALL = 4096
-_PACK = 1 << 32
-_OFFSET = 1 << 20
+_DISEASE_INDEX = {d: i for i, d in enumerate(DISEASES)}
+
+
+def frame_cached(events, key: tuple, anchor: object, build):
+    """``build()``, computed once per pipeline call when ``events`` is a DataFrame seen through
+    ``columns_of``: the lines and treatment steps read the same event columns the same way."""
+    if isinstance(events, FrameColumns):
+        return events.derived(key, anchor, build)
+    return build()
+
+
+def code_pair_index(events) -> tuple[np.ndarray, list[tuple]]:
+    """Each row's index into the distinct ``(code_system, code)`` pairs, and those pairs (None for
+    a missing system or code). Shared by every step that resolves codes: each then looks up a few
+    dozen pairs instead of walking every row."""
+    return frame_cached(events, ("lines.code_pairs",), None, lambda: _code_pair_index(events))
+
+
+def _code_pair_index(events) -> tuple[np.ndarray, list[tuple]]:
+    if n_rows(events) <= _SMALL:
+        first: dict[tuple, int] = {}
+        systems = object_values(events, "code_system", None).tolist()
+        rows = [first.setdefault(pair, len(first)) for pair in zip(systems, object_values(events, "code", None).tolist())]
+        return np.array(rows, dtype=np.int64), list(first)
+    sys_ids, sys_uniques = pd.factorize(events["code_system"])
+    code_ids, code_uniques = pd.factorize(events["code"])
+    sys_ids, code_ids = sys_ids.astype(np.int64, copy=False), code_ids.astype(np.int64, copy=False)
+    width = len(code_uniques) + 1
+    if (len(sys_uniques) + 1) * width <= 4 * len(code_ids):
+        rows, first_row = _dense_pairs(sys_ids, code_ids, len(sys_uniques), len(code_uniques))
+    else:
+        rows, unique_pairs = pd.factorize((sys_ids + 1) * width + code_ids + 1)
+        first_row = np.empty(len(unique_pairs), dtype=np.int64)
+        first_row[rows[::-1]] = np.arange(len(rows) - 1, -1, -1)  # the first row of each pair
+    systems, codes = [*(str(v) for v in sys_uniques), None], [*(str(v) for v in code_uniques), None]  # code -1 (missing): None
+    pairs = list(zip((systems[i] for i in sys_ids[first_row].tolist()), (codes[i] for i in code_ids[first_row].tolist())))
+    return rows.astype(np.int64, copy=False), pairs
+
+
+@njit(cache=True)
+def _dense_pairs(a, b, n_a, n_b):
+    """Dense ids of the (a, b) code pairs (codes -1..n-1) in first-seen order, and each id's first row."""
+    width = n_b + 1
+    seen = np.full((n_a + 1) * width, -1, np.int64)
+    rows = np.empty(len(a), np.int64)
+    first = np.empty(len(a), np.int64)
+    count = 0
+    for i in range(len(a)):
+        key = (a[i] + 1) * width + b[i] + 1
+        if seen[key] < 0:
+            seen[key] = count
+            first[count] = i
+            count += 1
+        rows[i] = seen[key]
+    return rows, first[:count]
 
 
 def encode_codes(events: pd.DataFrame, resolve, memo: dict) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``resolve(system, code) -> (a, b)`` to every row, calling it once per unique pair.
 
     Rows with a missing system or code get (-1, -1). ``memo`` keeps answers across calls, so a
-    real-time request pays only for codes never seen before (it maps (system, code) to the answer,
-    plus one entry ``"__packed__"`` holding the same answers packed into ints for the row walk).
+    real-time request pays only for codes never seen before.
     """
     events = columns_of(events)
-    n = n_rows(events)
-    if n == 0:
+    if n_rows(events) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    if n <= _SMALL:
-        # The memo also keeps each answer packed into one non-negative int so the
-        # per-row walk is a dict lookup and np.fromiter, with no tuple unpacking per row.
-        systems = object_values(events, "code_system", None)
-        pairs = list(zip(systems, object_values(events, "code", None)))
-        packed = memo.setdefault("__packed__", {})
-        get = packed.get
-        values = [get(p) for p in pairs]
-        if None in values:
-            for i, (system, code) in enumerate(pairs):
-                if values[i] is None:
-                    hit = memo.get((system, code))
-                    if hit is None:
-                        hit = (-1, -1) if system is None or code is None else resolve(system, code)
-                        memo[(system, code)] = hit
-                    values[i] = packed[(system, code)] = (hit[0] + _OFFSET) * _PACK + hit[1] + _OFFSET
-        both = np.fromiter(values, dtype=np.int64, count=n)
-        return both // _PACK - _OFFSET, both % _PACK - _OFFSET
-    sys_codes, sys_uniques = pd.factorize(events["code_system"])
-    code_codes, code_uniques = pd.factorize(events["code"])
-    sys_list, code_list = list(sys_uniques), list(code_uniques)
-    n_codes = len(code_list) + 1
-    pair = (sys_codes.astype(np.int64) + 1) * n_codes + (code_codes.astype(np.int64) + 1)
-    pair_codes, pair_uniques = pd.factorize(pair)
-    first = np.empty(len(pair_uniques), dtype=np.int64)
-    second = np.empty(len(pair_uniques), dtype=np.int64)
-    for i, key in enumerate(pair_uniques.tolist()):
-        s_i, c_i = divmod(key, n_codes)
-        if s_i == 0 or c_i == 0:
-            first[i], second[i] = -1, -1
-            continue
-        system, code = str(sys_list[s_i - 1]), str(code_list[c_i - 1])
-        hit = memo.get((system, code))
+    rows, pairs = code_pair_index(events)
+    get = memo.get
+    answers = []
+    for pair in pairs:
+        hit = get(pair)
         if hit is None:
-            hit = memo[(system, code)] = resolve(system, code)
-        first[i], second[i] = hit
-    return first[pair_codes], second[pair_codes]
+            hit = memo[pair] = (-1, -1) if pair[0] is None or pair[1] is None else resolve(*pair)
+        answers.append(hit)
+    table = np.array(answers, dtype=np.int64)
+    return table[:, 0][rows], table[:, 1][rows]
 
 
 def is_kind(events: pd.DataFrame, kind: str) -> np.ndarray:
@@ -317,36 +366,53 @@ def is_kind(events: pd.DataFrame, kind: str) -> np.ndarray:
     return (events["kind"] == kind).to_numpy(dtype=bool, na_value=False)
 
 
-def sort_by_person_day(person_codes: np.ndarray, day: np.ndarray, tie: np.ndarray) -> np.ndarray:
-    """Stable order by (person, day, tie) through one packed int64 key (faster than lexsort)."""
-    if len(day) == 0:
-        return np.zeros(0, dtype=np.int64)
-    day_span = int(day.max() - day.min()) + 1
-    tie_span = int(tie.max() - tie.min()) + 1 if len(tie) else 1
-    key = (person_codes * day_span + (day - day.min())) * tie_span + (tie - tie.min())
-    return np.argsort(key, kind="stable")
+def event_seconds(events, name: str = "date") -> np.ndarray:
+    """A date column as int64 seconds since the epoch (NaT: the smallest int64), read once per
+    frame and without a copy; the compiled passes take day numbers from it for the rows they use."""
+
+    def build() -> np.ndarray:
+        return to_numpy(events[name], "datetime64[s]").view(np.int64)
+
+    return frame_cached(events, ("lines.seconds", name), None, build)
 
 
-def factorize_persons(person_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes into the sorted unique person ids, and those ids (object array); -1 for a missing id.
-
-    Small inputs (one member's history) go through a dict: ``pd.factorize`` costs ~25 us per call.
-    """
-    if len(person_ids) > _SMALL:
-        codes, uniques = pd.factorize(person_ids, sort=True)
-        return codes.astype(np.int64), np.asarray(uniques, dtype=object)
-    values = to_numpy(person_ids, object).tolist()
-    uniques = sorted({v for v in values if v is not None and v == v})  # None and NaN are missing
-    where = {v: i for i, v in enumerate(uniques)}
-    codes = np.fromiter((where.get(v, -1) if v is not None and v == v else -1 for v in values), dtype=np.int64, count=len(values))
-    return codes, np.array(uniques, dtype=object)
+@njit(cache=True)
+def _day_of(seconds):
+    """The day number (``features.events.day_numbers``) of a datetime64[s] value."""
+    return seconds if seconds == _NAT else seconds // 86400
 
 
-def segments(person_codes: np.ndarray, n_persons: int) -> np.ndarray:
-    """Offsets of each person's rows in an array sorted by person code."""
-    seg = np.zeros(n_persons + 1, dtype=np.int64)
-    np.cumsum(np.bincount(person_codes, minlength=n_persons), out=seg[1:])
-    return seg
+def event_supply(events) -> np.ndarray:
+    """``days_supply`` as float64 with NaN for missing, converted once per frame."""
+    return frame_cached(events, ("lines.supply",), None, lambda: events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan))
+
+
+def member_ids(events, ids: pd.Index) -> np.ndarray:
+    """The as_of index as an object array, converted once per frame and index."""
+    return frame_cached(events, ("lines.ids", id(ids)), ids, lambda: np.asarray(ids, dtype=object))
+
+
+def member_as_of_days(events, as_of: pd.Series) -> np.ndarray:
+    """Each as_of member's date as a day number, in as_of order."""
+    return frame_cached(events, ("lines.as_of", id(as_of)), as_of, lambda: to_numpy(as_of.array, "datetime64[D]").astype(np.int64))
+
+
+def member_diseases(events, diseases: pd.Series, ids: pd.Index) -> np.ndarray:
+    """Position in ``DISEASES`` of each as_of member's disease (-1: missing or not a target disease)."""
+
+    def build() -> tuple[pd.Index, np.ndarray]:
+        if len(diseases) <= _SMALL_ROWS and len(ids) <= _SMALL_ROWS:  # a request: two lists and a dict
+            keys = diseases.index.tolist()
+            by_id = dict(zip(keys, diseases.array.tolist()))
+            if len(by_id) != len(keys):
+                raise ValueError("diseases has duplicated person_id index values")
+            names = [by_id.get(k) for k in ids.tolist()]
+        else:
+            names = align_to_persons(diseases, member_ids(events, ids), "diseases")
+        return ids, np.array([_DISEASE_INDEX.get(d, -1) if isinstance(d, str) else -1 for d in names], dtype=np.int64)
+
+    hit = frame_cached(events, ("lines.diseases", id(diseases), id(ids)), diseases, build)
+    return hit[1] if hit[0] is ids else build()[1]
 
 
 def align_to_persons(series: pd.Series, persons: np.ndarray, name: str) -> np.ndarray:
@@ -359,15 +425,11 @@ def align_to_persons(series: pd.Series, persons: np.ndarray, name: str) -> np.nd
     return out
 
 
-def as_of_days(as_of: pd.Series, persons: np.ndarray) -> np.ndarray:
-    """Each person's as_of as a day number; a person without an as_of date is an error."""
-    where = positions(as_of.index, persons, "as_of")
-    days = to_numpy(as_of.array, "datetime64[D]").astype(np.int64)
-    missing = where < 0
-    missing[~missing] = days[where[~missing]] <= _NEG
-    if missing.any():
-        raise ValueError(f"as_of has no date for {int(missing.sum())} person_id value(s) present in events")
-    return days[where]
+def sort_ids(values: np.ndarray) -> np.ndarray:
+    """Positions that put these (unique) person ids in sorted order: the member order of outputs."""
+    if len(values) <= _SMALL:
+        return np.array(sorted(range(len(values)), key=values.tolist().__getitem__), dtype=np.int64)
+    return np.argsort(values, kind="stable")
 
 
 def derive_lines(
@@ -395,56 +457,208 @@ def line_columns(events: pd.DataFrame, diseases: pd.Series, as_of: pd.Series, co
     if n_rows(events) == 0:
         return _empty_lines()
     etype, slot = encode_codes(events, lambda s, c: _resolve(tables, s, c), tables.resolved)
-    etype = np.where(is_kind(events, "death"), E_DEATH, etype)
-    person_codes, persons = factorize_persons(events["person_id"] if n_rows(events) > _SMALL else object_values(events, "person_id", None))
-    keep = np.flatnonzero((etype >= 0) & (person_codes >= 0))
-    day = day_numbers(events["date"].take(keep)) if len(keep) > _SMALL else day_numbers(events["date"])[keep]
-    keep, day = keep[day > _NEG], day[day > _NEG]
-    if len(keep) == 0:
+    etype[is_kind(events, "death")] = E_DEATH
+    ids = as_of.index
+    member, seconds = row_members(events, ids), event_seconds(events)
+    person_pos, first_row, unknown = _members_used(member, etype, seconds, len(ids))
+    # their ids: one member's from the object column other steps already hold, a batch's from as_of
+    persons = object_values(events, "person_id", None)[first_row] if n_rows(events) <= _SMALL else member_ids(events, ids)[person_pos]
+    if len(person_pos) > 1:
+        order = sort_ids(persons)
+        person_pos, persons = person_pos[order], persons[order]
+    if len(person_pos) == 0:
+        if unknown:
+            _check_dated(events, etype, member, np.zeros(0, np.int64))
         return _empty_lines()
-    present = np.zeros(len(persons), dtype=bool)
-    present[person_codes[keep]] = True
-    persons = persons[present]
-    renumber = np.where(present, np.cumsum(present) - 1, -1)
-    en_seg, en_start, en_end = _enrollment_spans(events, np.append(renumber, -1)[person_codes], len(persons))
-    person_codes = renumber[person_codes[keep]]
-    etype, slot = etype[keep], slot[keep]
-    supply = events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
-    default_cover = np.where(slot >= 0, tables.cover[np.maximum(slot, 0)], 1)
-    cover = np.where(supply > 0, np.nan_to_num(supply, nan=1.0), default_cover).astype(np.int64)
-
-    order = sort_by_person_day(person_codes, day, etype * (len(tables.role) + 1) + slot + 1)
-    seg = segments(person_codes, len(persons))
-    day, etype, slot, cover = day[order], etype[order], slot[order], cover[order]
-
-    asof_days = as_of_days(as_of, persons)
-    p_dis_names = align_to_persons(diseases, persons, "diseases")
-    unknown_row = len(DISEASES)
-    p_dis = np.array([tables.disease_index.get(d, unknown_row) if isinstance(d, str) else unknown_row for d in p_dis_names], dtype=np.int64)
-
-    out = _lines_kernel(
-        seg, day, etype, slot, cover, p_dis, asof_days,
-        tables.role.astype(np.int64), tables.group, tables.ld, tables.params, tables.maint, tables.add_any, tables.add_front,
-        config.conditioning_days, config.prephase_days, config.car_t_collection_lookback_days, config.car_t_episode_days,
-        tables.n_words, en_seg, en_start, en_end,
+    supply = event_supply(events)
+    enrollment = is_kind(events, "enrollment")
+    end_seconds = event_seconds(events, "end_date")
+    asof_day = member_as_of_days(events, as_of)
+    disease = member_diseases(events, diseases, ids)
+    out = _derive(
+        member, person_pos, etype, slot, seconds, supply, enrollment, end_seconds, asof_day, disease, tables.cover, len(DISEASES),
+        tables.role64, tables.group, tables.ld, tables.params, tables.maint, tables.add_any, tables.add_front,
+        config.conditioning_days, config.prephase_days, config.car_t_collection_lookback_days, config.car_t_episode_days, tables.n_words,
     )  # fmt: skip
+    p_asof, p_dis, undated, out = out[0], out[1], out[2], out[3:]
+    if unknown or undated:
+        _check_dated(events, etype, member, p_asof)
     return _assemble(out, persons, p_dis, tables)
 
 
-def _enrollment_spans(events: pd.DataFrame, person: np.ndarray, n_persons: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Enrollment spans per member (segments, start and end day, sorted by start); open ends run forever.
+def _check_dated(events, etype: np.ndarray, member: np.ndarray, asof_days: np.ndarray) -> None:
+    """Every member with events the lines use needs an as_of date (rows without a person_id are skipped)."""
+    undated_rows = (etype >= 0) & (day_numbers(events["date"]) > _NEG) & (member < 0)
+    ids = object_values(events, "person_id", None)[undated_rows].tolist()
+    missing = len({v for v in ids if v is not None and v == v}) + int((asof_days <= _NEG).sum())
+    if missing:
+        raise ValueError(f"as_of has no date for {missing} person_id value(s) present in events")
 
-    The gap rule must not run across a break in enrollment: fills during months the member was in
-    another plan are simply not in these claims.
+
+@njit(cache=True)
+def _derive(
+    member, person_pos, etype, slot, seconds, supply, is_enrollment, end_seconds, asof_day, disease, slot_cover, n_diseases,
+    s_role, s_group, s_ld, params, maint, add_any, add_front, cond_days, prephase_days, aph_lookback, ep_days, n_words,
+):  # fmt: skip
+    """:func:`_line_rows` then :func:`_lines_kernel` in one compiled call; the members' as_of days and
+    disease rows and whether an as_of is missing come first in the result."""
+    rows = _line_rows(member, person_pos, etype, slot, seconds, supply, is_enrollment, end_seconds, asof_day, disease, slot_cover, len(s_role), n_diseases)
+    seg, s_day, s_etype, s_slot, s_cover, en_seg, en_start, en_end, p_asof, p_dis, undated = rows
+    out = _lines_kernel(
+        seg, s_day, s_etype, s_slot, s_cover, p_dis, p_asof, s_role, s_group, s_ld, params, maint, add_any, add_front,
+        cond_days, prephase_days, aph_lookback, ep_days, n_words, en_seg, en_start, en_end,
+    )  # fmt: skip
+    return (p_asof, p_dis, undated) + out
+
+
+@njit(cache=True)
+def _members_used(member, etype, seconds, n_members):
+    """The members (as_of positions, ascending) with rows the lines walk uses, the first such row
+    of each, and whether such a row has no member."""
+    first = np.full(n_members, -1, np.int64)
+    unknown = False
+    n_used = 0
+    for i in range(len(member)):
+        if etype[i] >= 0 and _day_of(seconds[i]) > _NEG:
+            m = member[i]
+            if m < 0:
+                unknown = True
+            elif first[m] < 0:
+                first[m] = i
+                n_used += 1
+    used = np.empty(n_used, np.int64)
+    k = 0
+    for m in range(n_members):
+        if first[m] >= 0:
+            used[k] = m
+            k += 1
+    return used, first[used], unknown
+
+
+@njit(cache=True)
+def member_order(member, day, tie, n_members):
+    """Rows with a member (code >= 0) ordered by (member, day, tie), equal keys in row order, and
+    the offsets of each member's segment: a counting sort by member, then a sort within each
+    member's few hundred rows (skipped when they already come in order, as claims usually do)."""
+    seg = np.zeros(n_members + 1, np.int64)
+    for i in range(len(member)):
+        if member[i] >= 0:
+            seg[member[i] + 1] += 1
+    for m in range(n_members):
+        seg[m + 1] += seg[m]
+    fill = seg[:-1].copy()
+    order = np.empty(seg[n_members], np.int64)
+    for i in range(len(member)):
+        m = member[i]
+        if m >= 0:
+            order[fill[m]] = i
+            fill[m] += 1
+    for m in range(n_members):
+        a = seg[m]
+        b = seg[m + 1]
+        in_order = True
+        for k in range(a + 1, b):
+            i = order[k - 1]
+            j = order[k]
+            if day[j] < day[i] or (day[j] == day[i] and tie[j] < tie[i]):
+                in_order = False
+                break
+        if in_order:
+            continue
+        d_min = day[order[a]]
+        t_min = tie[order[a]]
+        t_max = t_min
+        for k in range(a, b):
+            i = order[k]
+            d_min = min(d_min, day[i])
+            t_min = min(t_min, tie[i])
+            t_max = max(t_max, tie[i])
+        span = t_max - t_min + 1
+        key = np.empty(b - a, np.int64)
+        for k in range(a, b):
+            i = order[k]
+            key[k - a] = (day[i] - d_min) * span + (tie[i] - t_min)
+        order[a:b] = order[a:b][np.argsort(key, kind="mergesort")]
+    return order, seg
+
+
+@njit(cache=True)
+def _line_rows(member, person_pos, etype, slot, seconds, supply, is_enrollment, end_seconds, asof_day, disease, slot_cover, n_slots, n_diseases):
+    """What the lines walk reads, for the members at ``person_pos`` (as_of positions) in that order.
+
+    Their rows by (day, event type, drug), each with the days it covers (days supply, else the
+    drug's infusion days, else 1); their enrollment spans by start day (an open end runs forever);
+    their as_of day and disease row (``n_diseases`` when unknown), and whether an as_of is missing.
     """
-    rows = np.flatnonzero(is_kind(events, "enrollment") & (person >= 0))
-    start = day_numbers(events["date"])[rows] if len(rows) else np.zeros(0, dtype=np.int64)
-    end = day_numbers(events["end_date"])[rows] if len(rows) else np.zeros(0, dtype=np.int64)
-    valid = start > _NEG
-    rows, start, end = rows[valid], start[valid], np.where(end[valid] > _NEG, end[valid], _BIG)
-    member = person[rows]
-    order = sort_by_person_day(member, start, np.zeros(len(rows), dtype=np.int64))
-    return segments(member[order], n_persons), start[order], end[order]
+    n_persons = len(person_pos)
+    code_of = np.full(len(asof_day), -1, np.int64)
+    p_asof = np.empty(n_persons, np.int64)
+    p_dis = np.empty(n_persons, np.int64)
+    undated = False
+    for k in range(n_persons):
+        p = person_pos[k]
+        code_of[p] = k
+        p_asof[k] = asof_day[p]
+        undated = undated or asof_day[p] <= _NEG
+        p_dis[k] = disease[p] if disease[p] >= 0 else n_diseases
+    # the rows used and the enrollment rows, gathered first: a batch uses a small share of its rows
+    n_used = 0
+    n_enrolled = 0
+    for i in range(len(member)):
+        if member[i] >= 0 and code_of[member[i]] >= 0 and _day_of(seconds[i]) > _NEG:
+            n_used += etype[i] >= 0
+            n_enrolled += is_enrollment[i]
+    used = np.empty(n_used, np.int64)
+    enrolled = np.empty(n_enrolled, np.int64)
+    n_used = 0
+    n_enrolled = 0
+    for i in range(len(member)):
+        if member[i] >= 0 and code_of[member[i]] >= 0 and _day_of(seconds[i]) > _NEG:
+            if etype[i] >= 0:
+                used[n_used] = i
+                n_used += 1
+            if is_enrollment[i]:
+                enrolled[n_enrolled] = i
+                n_enrolled += 1
+    person = np.empty(n_used, np.int64)
+    u_day = np.empty(n_used, np.int64)
+    tie = np.empty(n_used, np.int64)
+    for k in range(n_used):
+        i = used[k]
+        person[k] = code_of[member[i]]
+        u_day[k] = _day_of(seconds[i])
+        tie[k] = etype[i] * (n_slots + 1) + slot[i] + 1
+    order, seg = member_order(person, u_day, tie, n_persons)
+    s_day = np.empty(n_used, np.int64)
+    s_etype = np.empty(n_used, np.int64)
+    s_slot = np.empty(n_used, np.int64)
+    s_cover = np.empty(n_used, np.int64)
+    for k in range(n_used):
+        j = order[k]
+        i = used[j]
+        s_day[k] = u_day[j]
+        s_etype[k] = etype[i]
+        s_slot[k] = slot[i]
+        if supply[i] > 0:
+            s_cover[k] = np.int64(supply[i])
+        elif slot[i] >= 0:
+            s_cover[k] = slot_cover[slot[i]]
+        else:
+            s_cover[k] = 1
+    en_person = np.empty(n_enrolled, np.int64)
+    en_day = np.empty(n_enrolled, np.int64)
+    for k in range(n_enrolled):
+        en_person[k] = code_of[member[enrolled[k]]]
+        en_day[k] = _day_of(seconds[enrolled[k]])
+    en_order, en_seg = member_order(en_person, en_day, en_day, n_persons)
+    en_start = np.empty(n_enrolled, np.int64)
+    en_end = np.empty(n_enrolled, np.int64)
+    for k in range(n_enrolled):
+        i = enrolled[en_order[k]]
+        en_start[k] = en_day[en_order[k]]
+        end = _day_of(end_seconds[i])
+        en_end[k] = end if end > _NEG else _BIG
+    return seg, s_day, s_etype, s_slot, s_cover, en_seg, en_start, en_end, p_asof, p_dis, undated
 
 
 def _empty_lines() -> dict:
@@ -452,53 +666,78 @@ def _empty_lines() -> dict:
     empty = np.zeros(0, dtype=np.int64)
     mask = np.zeros((0, 1), dtype=np.uint64)
     no = np.zeros(0, dtype=bool)
-    out = (empty, empty, empty, empty, empty, empty, empty, no, no, no, no, no, mask, mask)
+    out = (empty, empty, np.zeros((4, 0), dtype=np.int64), empty, no, no, no, no, no, mask, mask)
     return _assemble(out, np.zeros(0, dtype=object), empty, None)
 
 
 def _days_to_dates(days: np.ndarray) -> np.ndarray:
-    out = days.astype("datetime64[D]").astype("datetime64[s]")
-    out[(days <= _NEG) | (days >= _BIG)] = np.datetime64("NaT")
+    """datetime64[s] from day numbers, NaT for the no-day markers (one compiled pass, any shape)."""
+    days = np.ascontiguousarray(days, dtype=np.int64)
+    return _days_seconds(days.reshape(-1)).reshape(days.shape).view(_SECONDS)
+
+
+@njit(cache=True)
+def _day_seconds(day):
+    """Seconds since the epoch of a day number; NaT's value for the no-day markers."""
+    return _NAT if day <= _NEG or day >= _BIG else day * 86400
+
+
+@njit(cache=True)
+def _days_seconds(days):
+    out = np.empty(len(days), np.int64)
+    for i in range(len(days)):
+        out[i] = _day_seconds(days[i])
     return out
 
 
+_END_REASON_TEXT = np.array(END_REASONS, dtype=object)
+
+
 def _assemble(out: tuple, persons: np.ndarray, p_dis: np.ndarray, tables: _Tables) -> dict:
-    (l_person, l_number, l_start, l_end, l_last, l_aph, l_reason, l_cart, l_auto, l_allo, l_sct, l_maint, out_mask, name_mask) = out
+    (l_person, l_number, l_dates, l_reason, l_cart, l_auto, l_allo, l_sct, l_maint, out_mask, name_mask) = out
     if len(l_person) == 0:
         drugs, classes, regimen = [], [], np.zeros(0, dtype=object)
     else:
         drugs, classes = _mask_lists(out_mask, tables)
-        regimen = _regimen_names(name_mask, p_dis[l_person], l_number, l_cart, tables)
-    for i in np.flatnonzero(l_cart):
-        if "car_t" not in classes[i]:
-            classes[i] = sorted([*classes[i], "car_t"])
-    reasons = np.array(END_REASONS, dtype=object)[l_reason]
+        regimen = _regimen_names(name_mask, p_dis[l_person], l_number, tables)
+    if l_cart.any():
+        for i in np.flatnonzero(l_cart):
+            if "car_t" not in classes[i]:
+                classes[i] = sorted([*classes[i], "car_t"])
+    start, end, last, apheresis = l_dates.view(_SECONDS)
     return {
-        "person_id": TextColumn(persons[l_person].astype(object)),
+        "person_id": TextColumn(persons[l_person]),
         "line_number": l_number,
-        "start_date": _days_to_dates(l_start),
-        "end_date": _days_to_dates(l_end),
+        "start_date": start,
+        "end_date": end,
         "drugs": object_column(drugs),
         "regimen": TextColumn(regimen),
         "includes_sct": l_sct,
-        "end_reason": TextColumn(reasons),
+        "end_reason": TextColumn(_END_REASON_TEXT[l_reason]),
         "is_car_t": l_cart,
         "drug_classes": object_column(classes),
-        "last_admin_date": _days_to_dates(l_last),
+        "last_admin_date": last,
         "maintenance": l_maint,
-        "apheresis_date": _days_to_dates(l_aph),
+        "apheresis_date": apheresis,
         "includes_auto_sct": l_auto,
         "includes_allo_sct": l_allo,
     }
 
 
-def _unique_rows(matrix: np.ndarray) -> tuple[list[tuple[int, ...]], np.ndarray]:
-    """Unique rows of a small-int matrix (as tuples) and each row's index into them."""
-    if len(matrix) == 1:
-        return [tuple(matrix[0].tolist())], np.zeros(1, dtype=np.int64)
+def _unique_rows(matrix: np.ndarray) -> tuple[list[tuple[int, ...]], list[int] | np.ndarray]:
+    """Unique rows of a small-int matrix (as tuples) and each row's index into them.
+
+    One member's few lines skip the de-duplication (their lookups are cached anyway): every row is
+    its own key.
+    """
+    if len(matrix) <= _SMALL_ROWS:
+        return [tuple(row) for row in matrix.tolist()], range(len(matrix))
     view = np.ascontiguousarray(matrix).view(np.dtype((np.void, matrix.dtype.itemsize * matrix.shape[1]))).ravel()
     _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
     return [tuple(matrix[i].tolist()) for i in first], inverse.ravel()
+
+
+_SMALL_ROWS = 64
 
 
 def _mask_names(mask: tuple[int, ...], tables: _Tables) -> list[str]:
@@ -524,15 +763,17 @@ def _mask_lists(masks: np.ndarray, tables: _Tables) -> tuple[list[list[str]], li
     return [list(built[i][0]) for i in inverse], [list(built[i][1]) for i in inverse]
 
 
-def _regimen_names(masks: np.ndarray, dis: np.ndarray, numbers: np.ndarray, cart: np.ndarray, tables: _Tables) -> np.ndarray:
-    keys = np.column_stack([dis, np.minimum(numbers, 9), masks.astype(np.int64)])
+def _regimen_names(masks: np.ndarray, dis: np.ndarray, numbers: np.ndarray, tables: _Tables) -> np.ndarray:
+    keys = np.empty((len(masks), 2 + masks.shape[1]), dtype=np.int64)
+    keys[:, 0] = dis
+    keys[:, 1] = np.minimum(numbers, 9)
+    keys[:, 2:] = masks  # the same bits, read as int64
     uniques, inverse = _unique_rows(keys)
-    names_by_disease = {i: d for d, i in tables.disease_index.items()}
     found = []
     for key in uniques:
         hit = tables.regimen_cache.get(key)
         if hit is None:
-            disease = names_by_disease.get(key[0])
+            disease = DISEASES[key[0]] if 0 <= key[0] < len(DISEASES) else None
             drugs = _mask_names(tuple(int(w) & 0xFFFFFFFFFFFFFFFF for w in key[2:]), tables)
             hit = match_regimen(disease, drugs, key[1], tables) if disease else None
             tables.regimen_cache[key] = hit
@@ -933,7 +1174,13 @@ def _lines_kernel(
             window_q = params[dis, 0]
             l_maint[q] = l_ind[q] > _NEG and l_lmaint[q] > l_ind[q] + window_q and not l_cart[q]
 
+    dates = np.empty((4, nl), np.int64)  # start, end, last administration, apheresis: datetime64[s] values
+    for q in range(nl):
+        dates[0, q] = _day_seconds(l_start[q])
+        dates[1, q] = _day_seconds(l_end[q])
+        dates[2, q] = _day_seconds(l_last[q])
+        dates[3, q] = _day_seconds(l_aph[q])
     return (
-        l_person[:nl], l_number[:nl], l_start[:nl], l_end[:nl], l_last[:nl], l_aph[:nl], l_reason[:nl],
+        l_person[:nl], l_number[:nl], dates, l_reason[:nl],
         l_cart[:nl], l_auto[:nl], l_allo[:nl], l_sct[:nl], l_maint[:nl], out_mask[:nl], name_mask[:nl],
     )  # fmt: skip

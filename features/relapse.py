@@ -55,17 +55,18 @@ import pandas as pd
 from numba import njit
 
 from features.codelists import CodeLists
-from features.columns import TextColumn, columns_of, frame_from_columns, n_rows, object_values, to_numpy
-from features.events import day_numbers
+from features.columns import TextColumn, columns_of, frame_from_columns, n_rows, positions, row_members, to_numpy
 from features.lines import (
     _NEG,
+    _day_of,
     _days_to_dates,
-    align_to_persons,
     encode_codes,
-    factorize_persons,
-    positions,
-    segments,
-    sort_by_person_day,
+    event_seconds,
+    event_supply,
+    member_as_of_days,
+    member_diseases,
+    member_ids,
+    member_order,
 )
 from features.lot_config import DISEASES, LotConfig, RelapseConfig
 from features.memo import IdentityMemo
@@ -94,8 +95,17 @@ def _disease_of_group(group: str) -> str | None:
     return base if base in DISEASES else None
 
 
+_LAST_TABLES: tuple = (None, None, None, None)  # the last (codes, config, lot, tables)
+
+
 def _tables(codes: CodeLists, config: RelapseConfig, lot: LotConfig) -> dict:
-    return _TABLES.get((codes, config, lot), lambda: (codes.version, config, lot), lambda: _build_tables(codes, config, lot))
+    global _LAST_TABLES
+    last = _LAST_TABLES
+    if last[0] is codes and last[1] is config and last[2] is lot:
+        return last[3]
+    tables = _TABLES.get((codes, config, lot), lambda: (codes.version, config, lot), lambda: _build_tables(codes, config, lot))
+    _LAST_TABLES = (codes, config, lot, tables)
+    return tables
 
 
 def _build_tables(codes: CodeLists, config: RelapseConfig, lot: LotConfig) -> dict:
@@ -121,6 +131,8 @@ def _build_tables(codes: CodeLists, config: RelapseConfig, lot: LotConfig) -> di
         "prefixes": prefixes,
         "max_prefix": max((len(p) for p in prefixes), default=0),
         "classes": classes,
+        "exposed_names": [f"exposed_{config.exposure_classes[c]}" for c in classes],
+        "failed_names": [f"failed_{config.exposure_classes[c]}" for c in classes],
         "drug_class": drug_class,
         "workup": workup,
         "cycle_days": cycle_days,
@@ -184,17 +196,15 @@ def treatment_columns(
     tables = _tables(codes, config, lot_config)
     persons = as_of.index
     n_persons = len(persons)
-    asof_day = to_numpy(as_of.array, "datetime64[D]").astype(np.int64)
-    dis_names = align_to_persons(diseases, np.asarray(persons, dtype=object), "diseases")
-    p_dis = np.array([tables["disease_index"].get(d, -1) if isinstance(d, str) else -1 for d in dis_names], dtype=np.int64)
+    events = columns_of(events)
+    asof_day = member_as_of_days(events, as_of)
+    p_dis = member_diseases(events, diseases, persons)
 
     # Lines, sorted by member (as_of order) and line number.
     lines = columns_of(lines)
     l_person = positions(persons, to_numpy(lines["person_id"], object), "as_of")
     l_number = to_numpy(lines["line_number"], np.int64)
-    l_order = np.lexsort((l_number, l_person))
-    l_order = l_order[l_person[l_order] >= 0]
-    l_seg = segments(l_person[l_order], n_persons)
+    l_order, l_seg = member_order(l_person, l_number, np.zeros(len(l_number), np.int64), n_persons)
 
     def line_days(column: str) -> np.ndarray:
         return to_numpy(lines[column], "datetime64[D]")[l_order].astype(np.int64)
@@ -207,30 +217,49 @@ def treatment_columns(
     l_cycle = np.array([tables["cycle_days"].get(r, config.default_cycle_days) if r else config.default_cycle_days for r in regimens], dtype=np.int64)
 
     # Events: diagnoses, work-up, drug classes.
-    tag, value = encode_codes(events, lambda s, c: _resolve(tables, s, c), tables["resolved"])
-    keep = np.flatnonzero(tag > T_NONE)
-    events = columns_of(events)
     if n_rows(events):
-        person_codes, ids = factorize_persons(events["person_id"] if n_rows(events) > 4096 else object_values(events, "person_id", None))
-        where = np.append(positions(persons, ids, "as_of"), -1)  # code -1 (missing id) -> -1
-        e_person = where[person_codes[keep]]
-        e_day = day_numbers(events["date"])[keep]
-        supply = events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
+        tag, value = encode_codes(events, lambda s, c: _resolve(tables, s, c), tables["resolved"])
+        rows = _treatment_rows(row_members(events, persons), tag, value, event_seconds(events), event_supply(events), n_persons)
     else:
-        e_person, e_day, supply = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    e_cover = np.where(supply > 0, np.nan_to_num(supply, nan=1.0), 1).astype(np.int64)
-    e_tag, e_value = tag[keep], value[keep]
-    valid = np.flatnonzero((e_person >= 0) & (e_day > _NEG))
-    e_order = valid[sort_by_person_day(e_person[valid], e_day[valid], e_tag[valid])]
-    e_person, e_day, e_cover, e_tag, e_value = e_person[e_order], e_day[e_order], e_cover[e_order], e_tag[e_order], e_value[e_order]
-    e_seg = segments(e_person, n_persons)
+        rows = _treatment_rows(*(np.zeros(0, np.int64) for _ in range(4)), np.zeros(0), n_persons)
+    e_seg, e_day, e_cover, e_tag, e_value = rows
 
     out = _summary_kernel(
         l_seg, l_number[l_order], l_start, l_last, l_aph, l_cart, l_auto, l_maint, l_cycle,
         e_seg, e_day, e_cover, e_tag, e_value, p_dis, asof_day,
         config.early_relapse_days, config.refractory_days, config.refractory_min_cycles, config.drug_refractory_days,
     )  # fmt: skip
-    return _assemble(out, persons, regimens, l_seg, tables, config)
+    return _assemble(out, member_ids(events, persons), regimens, l_seg, tables)
+
+
+@njit(cache=True)
+def _treatment_rows(member, tag, value, seconds, supply, n_members):
+    """Tagged rows (diagnosis role, work-up, drug class) per member by (day, tag), each with the
+    days it covers (days supply, else 1). ``seconds``: the event dates as datetime64[s] values."""
+    n = 0
+    for i in range(len(member)):
+        n += tag[i] > T_NONE and member[i] >= 0 and _day_of(seconds[i]) > _NEG
+    used = np.empty(n, np.int64)
+    n = 0
+    for i in range(len(member)):
+        if tag[i] > T_NONE and member[i] >= 0 and _day_of(seconds[i]) > _NEG:
+            used[n] = i
+            n += 1
+    day = np.empty(n, np.int64)
+    for k in range(n):
+        day[k] = _day_of(seconds[used[k]])
+    order, seg = member_order(member[used], day, tag[used], n_members)
+    e_day = np.empty(n, np.int64)
+    e_cover = np.empty(n, np.int64)
+    e_tag = np.empty(n, np.int64)
+    e_value = np.empty(n, np.int64)
+    for k in range(n):
+        i = used[order[k]]
+        e_day[k] = day[order[k]]
+        e_cover[k] = np.int64(supply[i]) if supply[i] > 0 else 1
+        e_tag[k] = tag[i]
+        e_value[k] = value[i]
+    return seg, e_day, e_cover, e_tag, e_value
 
 
 def _integers(values: np.ndarray, known: np.ndarray) -> pd.arrays.IntegerArray:
@@ -242,19 +271,20 @@ def _booleans(values: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
     return pd.arrays.BooleanArray(values & known, ~known)
 
 
-def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.ndarray, tables: dict, config: RelapseConfig) -> dict:
+def _assemble(out: tuple, persons: np.ndarray, regimens: np.ndarray, l_seg: np.ndarray, tables: dict) -> dict:
     (prior, l1_start, l1_end, l2_start, has_l1, has_l2, early, refractory, progressed, ev_bits, ev_day,
      exposure, len_ref, len_known, asct, cart_day, last_start, last_treat, asof, failed_lines, failed_exposure) = out  # fmt: skip
     both = has_l1 & has_l2
     has_any = last_start > _NEG
     first_line = np.full(len(persons), None, dtype=object)
     first_line[has_l1] = regimens[l_seg[:-1][has_l1]]
+    line1_start, line1_end, line2_start, car_t_date = _days_to_dates(np.stack((l1_start, l1_end, l2_start, cart_day)))  # _NEG when absent
     columns = {
-        "person_id": TextColumn(np.asarray(persons, dtype=object)),
+        "person_id": TextColumn(persons.copy()),
         "prior_lines": prior,
-        "line1_start": _days_to_dates(np.where(has_l1, l1_start, _NEG)),
-        "line1_end": _days_to_dates(np.where(has_l1, l1_end, _NEG)),
-        "line2_start": _days_to_dates(np.where(has_l2, l2_start, _NEG)),
+        "line1_start": line1_start,
+        "line1_end": line1_end,
+        "line2_start": line2_start,
         "days_line1_end_to_line2_start": _integers(l2_start - l1_end, both),
         "early_relapse": _booleans(early, both),
         "primary_refractory": _booleans(refractory, both),
@@ -265,16 +295,16 @@ def _assemble(out: tuple, persons: pd.Index, regimens: np.ndarray, l_seg: np.nda
     shifts = np.arange(len(tables["classes"]), dtype=np.int64)
     exposed = ((exposure[:, None] >> shifts) & 1).astype(bool)
     failed = ((failed_exposure[:, None] >> shifts) & 1).astype(bool)
-    for i, cls in enumerate(tables["classes"]):
-        columns[f"exposed_{config.exposure_classes[cls]}"] = exposed[:, i]
+    for i, name in enumerate(tables["exposed_names"]):
+        columns[name] = exposed[:, i]
     columns["triple_class_exposed"] = (exposure & tables["triple_mask"]) == tables["triple_mask"]
     columns["failed_lines"] = failed_lines
-    for i, cls in enumerate(tables["classes"]):
-        columns[f"failed_{config.exposure_classes[cls]}"] = failed[:, i]
+    for i, name in enumerate(tables["failed_names"]):
+        columns[name] = failed[:, i]
     columns["lenalidomide_refractory"] = _booleans(len_ref, len_known)
     columns["prior_asct"] = asct
     columns["car_t_received"] = cart_day > _NEG
-    columns["car_t_date"] = _days_to_dates(cart_day)
+    columns["car_t_date"] = car_t_date
     columns["days_since_last_line_start"] = _integers(asof - last_start, has_any)
     columns["days_since_last_treatment"] = _integers(asof - last_treat, has_any & (last_treat > _NEG))
     columns["line1_regimen"] = TextColumn(first_line)
@@ -301,9 +331,9 @@ def _summary_kernel(
 ):  # fmt: skip
     n = len(p_asof)
     prior = np.zeros(n, np.int64)
-    l1_start = np.zeros(n, np.int64)
-    l1_end = np.zeros(n, np.int64)
-    l2_start = np.zeros(n, np.int64)
+    l1_start = np.full(n, _NEG, np.int64)
+    l1_end = np.full(n, _NEG, np.int64)
+    l2_start = np.full(n, _NEG, np.int64)
     has_l1 = np.zeros(n, np.bool_)
     has_l2 = np.zeros(n, np.bool_)
     early = np.zeros(n, np.bool_)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from features.columns import columns_of
 from features.events import clip_to_as_of, conform_events
 from features.lines import LINE_COLUMNS, derive_lines
 from features.lot_config import LotConfig
@@ -662,3 +663,24 @@ def test_maintenance_regimens_never_name_a_line():
     """Lenalidomide + dexamethasone is not named "Lenalidomide maintenance": maintenance is a phase, not a line."""
     out = lines_for(monthly("2024-01-01", "lenalidomide", 6) + [fill("2024-01-01", "dexamethasone", 28)], disease="MM")
     assert len(out) == 1 and pd.isna(out["regimen"].iloc[0])
+
+
+def test_members_come_out_sorted_by_person_id_whatever_the_as_of_order():
+    """Lines are ordered by person_id then line number, not by the order of the as_of index."""
+    members = [make_member(pid, events=regimen("2024-01-01", R_CHOP, 2, 21)) for pid in ("P3", "P1", "P2")]
+    _, everyone = make_population(members)
+    as_of = as_of_series(members, "2025-01-01")
+    assert list(as_of.index) == ["P3", "P1", "P2"]
+    diseases = pd.Series(["LBCL"] * 3, index=as_of.index, dtype=object)
+    out = derive_lines(everyone, diseases, as_of, CODES)
+    assert list(out["person_id"]) == ["P1", "P2", "P3"]
+
+
+def test_column_caches_follow_a_new_diseases_series_on_the_same_events():
+    """Reusing one columns_of(events) with another diseases Series gives that Series' answer, not a cached one."""
+    member = make_member("P1", events=monthly("2024-01-01", "lenalidomide", 4) + regimen("2024-03-01", ["bortezomib", "dexamethasone"], 2, 21))
+    as_of = as_of_series(member, "2025-01-01")
+    events = columns_of(member.events)
+    for disease in ("MM", None, "LBCL", "MM"):
+        dis = pd.Series([disease], index=as_of.index, dtype=object)
+        pd.testing.assert_frame_equal(derive_lines(events, dis, as_of, CODES), derive_lines(member.events, dis, as_of, CODES))

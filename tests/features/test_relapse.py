@@ -358,3 +358,21 @@ def test_relapse_on_all_maintenance_is_not_primary_refractory():
     assert s["days_line1_end_to_line2_start"] <= 90
     assert s["primary_refractory"] == False  # noqa: E712
     assert s["early_relapse"] == True  # noqa: E712
+
+
+def test_shared_event_columns_give_the_same_summary_as_separate_frames():
+    """Lines and summary computed on one columns_of(events), as the pipeline does, equal those from the DataFrame itself."""
+    from features.columns import columns_of
+
+    members = [
+        make_member("P2", events=monthly("2023-01-01", "lenalidomide", 6) + regimen("2023-09-01", ["daratumumab", "bortezomib"], 3, 21) + [dx("2023-01-01", "C90.00")]),
+        make_member("P1", events=regimen("2022-01-03", BR, 6, 28) + monthly("2023-06-01", "ibrutinib", 3)),
+    ]
+    _, everyone = make_population(members)
+    as_of = as_of_series(members, "2024-06-01")
+    diseases = pd.Series(["MM", "MCL"], index=as_of.index, dtype=object)
+    shared = columns_of(everyone)
+    together = summarise_treatment(derive_lines(shared, diseases, as_of, CODES), shared, diseases, as_of, CODES)
+    apart = summarise_treatment(derive_lines(everyone, diseases, as_of, CODES), everyone, diseases, as_of, CODES)
+    pd.testing.assert_frame_equal(together, apart)
+    assert list(together["person_id"]) == ["P2", "P1"] and list(together["prior_lines"]) == [2, 2]
