@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ class ModelSlot:
             old = self.current
             if old is not None and str(old.version) == str(candidate.version) and old.from_local_copy == candidate.from_local_copy:
                 return False
+            _warm_up(candidate)
             self.current = candidate
             if self._on_swap is not None:
                 self._on_swap(candidate)
@@ -80,3 +82,22 @@ class ModelSlot:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+def _warm_up(model: Any) -> None:
+    """Score a fictional example member once before the model serves: compiling the line kernels
+    and building the code-list lookups takes seconds, which the first clinician must not wait for.
+    Best effort: a model that cannot score the example is still swapped in (and will answer with
+    errors, as it would have without the warm-up), and the failure is logged."""
+    from models.candidate import split_long_input
+    from models.example_input import make_input_example
+    from models.scoring import score_members
+
+    started = time.perf_counter()
+    try:
+        events, persons, as_of = split_long_input(make_input_example(model.codes))
+        score_members(model, events, persons, as_of)
+    except Exception as error:  # noqa: BLE001 - any failure is reported, never fatal here
+        log_event("model_warm_up_failed", logging.WARNING, error=type(error).__name__)
+        return
+    log_event("model_warmed_up", model_version=str(model.version), milliseconds=round((time.perf_counter() - started) * 1000, 1))

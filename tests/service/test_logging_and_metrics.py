@@ -108,3 +108,29 @@ def test_scoring_log_line_names_how_the_caller_authenticated(scoring_client, api
     assert scoring_client.post("/v1/score/batch", json={"members": [relapsed_dlbcl_member()]}, headers=api_headers).status_code == 200
     lines = [json.loads(line) for line in log_lines() if '"event":"request"' in line]
     assert [(line["endpoint"], line["auth"]) for line in lines] == [("/v1/score", "apikey"), ("/v1/score/batch", "apikey")]
+
+
+def test_a_model_is_warmed_up_before_it_serves(settings, model_dir, log_lines):
+    """Loading scores a fictional member once, before the model_loaded line, so the first real request does not compile kernels."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    from .conftest import make_loader
+
+    with TestClient(create_app(settings, loader=make_loader(model_dir))):
+        events = [json.loads(line)["event"] for line in log_lines() if '"event":"model_' in line]
+    assert events.index("model_warmed_up") < events.index("model_loaded")
+
+
+def test_a_model_that_fails_its_warm_up_is_logged_without_detail(settings, log_lines):
+    """A warm-up failure names only the exception type (its message may hold data) and does not stop the swap."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(settings, loader=lambda uri, cache: BrokenModel())) as client:
+        assert client.get("/readyz").status_code == 200
+    lines = [json.loads(line) for line in log_lines() if '"event":"model_warm_up_failed"' in line]
+    assert [line["error"] for line in lines] == ["RuntimeError"]
+    assert "MEMBER-ID-31337" not in "\n".join(log_lines())
