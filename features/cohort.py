@@ -64,7 +64,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from features.codelists import CodeLists, normalise_code
-from features.columns import STR, TextColumn, code_pairs, columns_of, frame_from_columns, object_values, row_members
+from features.columns import STR, TextColumn, code_pair_index, columns_of, frame_from_columns, object_values, row_members
 from features.events import day_numbers
 from features.memo import IdentityMemo
 
@@ -190,7 +190,7 @@ def cohort_columns(events, persons, as_of: pd.Series, codes: CodeLists, config: 
     day = day_numbers(events["date"])
 
     is_drug = ((kind == "drug_admin") | (kind == "drug_fill")) & (pidx >= 0)
-    flags = _drug_flags(object_values(events, "code_system", ""), code, is_drug, lookup)
+    flags = _drug_flags(events, is_drug, lookup)
     therapy_keys, lineage, cd20, anthra, cll_drug = _person_drug_facts(flags, pidx, day, n)
 
     is_dx = (kind == "diagnosis") & (pidx >= 0)
@@ -321,16 +321,14 @@ def _match(code: str, lookup: _Lookup) -> tuple[int, int, bool]:
     return -1, 0, False
 
 
-def _drug_flags(system: np.ndarray, code: np.ndarray, is_drug: np.ndarray, lookup: _Lookup) -> np.ndarray:
+def _drug_flags(events, is_drug: np.ndarray, lookup: _Lookup) -> np.ndarray:
     """Per event: (anticancer, B-lineage, anti-CD20, anthracycline, CLL-directed) drug flags."""
-    out = np.zeros((len(code), 5), dtype=bool)
     if not is_drug.any():
-        return out
-    index, pairs = code_pairs(system[is_drug], code[is_drug])
+        return np.zeros((len(is_drug), 5), dtype=bool)
+    rows, pairs = code_pair_index(events)  # shared with the other steps: one walk per call
     none = (False, False, False, False, False)
     table = np.array([lookup.drugs.get(pair, none) for pair in pairs], dtype=bool).reshape(-1, 5)
-    out[is_drug] = table[index]
-    return out
+    return table[rows] & is_drug[:, None]
 
 
 def _person_drug_facts(flags: np.ndarray, pidx: np.ndarray, day: np.ndarray, n: int):

@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from numba import njit
 from pandas.api.internals import create_dataframe_from_blocks
 
 # pandas' two string dtypes: ``str`` (missing is NaN, pandas 3 default) and ``string`` (missing is NA).
@@ -187,6 +188,14 @@ def object_values(columns: Columns, name: str, na_value=None) -> np.ndarray:
     return to_numpy(columns[name], object, na_value)
 
 
+def cached(columns: Columns, key: tuple, anchor: object, build):
+    """``build()``, computed once per pipeline call when ``columns`` is a DataFrame seen through
+    :func:`columns_of` (every step reads the same event columns the same way), else every time."""
+    if isinstance(columns, FrameColumns):
+        return columns.derived(key, anchor, build)
+    return build()
+
+
 def row_members(columns: Columns, ids: pd.Index) -> np.ndarray:
     """Position in ``ids`` of each row's ``person_id`` (-1 when absent or missing).
 
@@ -200,29 +209,53 @@ def row_members(columns: Columns, ids: pd.Index) -> np.ndarray:
         codes, uniques = pd.factorize(columns["person_id"])
         return np.append(positions(ids, np.asarray(uniques, dtype=object), "as_of"), -1)[codes]
 
-    if isinstance(columns, FrameColumns):
-        return columns.derived(("row_members", id(ids)), ids, build)
-    return build()
+    return cached(columns, ("row_members", id(ids)), ids, build)
 
 
-def code_pairs(system: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    """Distinct ``(code_system, code)`` pairs and each row's index into them.
+def code_pair_index(events) -> tuple[np.ndarray, list[tuple]]:
+    """Each row's index into the distinct ``(code_system, code)`` pairs, and those pairs (None for
+    a missing system or code). Shared by every step that resolves codes: each then looks up a few
+    dozen pairs instead of walking every row."""
+    return cached(events, ("code_pairs",), None, lambda: _code_pair_index(events))
 
-    Lookups then run once per distinct pair (a member has a few dozen) instead of once per row.
-    Both arrays are object arrays with ``""`` for missing.
-    """
-    if len(code) == 0:
-        return np.empty(0, dtype=np.int64), []
-    if len(code) <= _SMALL_KEYS:  # one member: a dict walk beats three vectorised passes
-        first: dict[tuple[str, str], int] = {}
-        rows = [first.setdefault(pair, len(first)) for pair in zip(system.tolist(), code.tolist())]
+
+def _code_pair_index(events) -> tuple[np.ndarray, list[tuple]]:
+    if n_rows(events) <= _SMALL_KEYS:  # one member: a dict walk beats three vectorised passes
+        first: dict[tuple, int] = {}
+        systems = object_values(events, "code_system", None).tolist()
+        rows = [first.setdefault(pair, len(first)) for pair in zip(systems, object_values(events, "code", None).tolist())]
         return np.array(rows, dtype=np.int64), list(first)
-    code_id, code_values = pd.factorize(code)
-    system_id, system_values = pd.factorize(system)
-    width = len(system_values)
-    unique, inverse = np.unique(code_id.astype(np.int64) * width + system_id, return_inverse=True)
-    codes, systems = code_values.tolist(), system_values.tolist()
-    return inverse.astype(np.int64, copy=False), [(systems[p % width], codes[p // width]) for p in unique.tolist()]
+    sys_ids, sys_uniques = pd.factorize(events["code_system"])
+    code_ids, code_uniques = pd.factorize(events["code"])
+    sys_ids, code_ids = sys_ids.astype(np.int64, copy=False), code_ids.astype(np.int64, copy=False)
+    width = len(code_uniques) + 1
+    if (len(sys_uniques) + 1) * width <= 4 * len(code_ids):
+        rows, first_row = _dense_pairs(sys_ids, code_ids, len(sys_uniques), len(code_uniques))
+    else:
+        rows, unique_pairs = pd.factorize((sys_ids + 1) * width + code_ids + 1)
+        first_row = np.empty(len(unique_pairs), dtype=np.int64)
+        first_row[rows[::-1]] = np.arange(len(rows) - 1, -1, -1)  # the first row of each pair
+    systems, codes = [*(str(v) for v in sys_uniques), None], [*(str(v) for v in code_uniques), None]  # code -1 (missing): None
+    pairs = list(zip((systems[i] for i in sys_ids[first_row].tolist()), (codes[i] for i in code_ids[first_row].tolist())))
+    return rows.astype(np.int64, copy=False), pairs
+
+
+@njit(cache=True)
+def _dense_pairs(a, b, n_a, n_b):
+    """Dense ids of the (a, b) code pairs (codes -1..n-1) in first-seen order, and each id's first row."""
+    width = n_b + 1
+    seen = np.full((n_a + 1) * width, -1, np.int64)
+    rows = np.empty(len(a), np.int64)
+    first = np.empty(len(a), np.int64)
+    count = 0
+    for i in range(len(a)):
+        key = (a[i] + 1) * width + b[i] + 1
+        if seen[key] < 0:
+            seen[key] = count
+            first[count] = i
+            count += 1
+        rows[i] = seen[key]
+    return rows, first[:count]
 
 
 def n_rows(columns: Columns) -> int:

@@ -61,8 +61,9 @@ from numba import njit
 
 from features.codelists import CodeLists
 from features.columns import (
-    FrameColumns,
     TextColumn,
+    cached,
+    code_pair_index,
     columns_of,
     frame_from_columns,
     n_rows,
@@ -283,60 +284,6 @@ _SMALL = 4096
 _DISEASE_INDEX = {d: i for i, d in enumerate(DISEASES)}
 
 
-def frame_cached(events, key: tuple, anchor: object, build):
-    """``build()``, computed once per pipeline call when ``events`` is a DataFrame seen through
-    ``columns_of``: the lines and treatment steps read the same event columns the same way."""
-    if isinstance(events, FrameColumns):
-        return events.derived(key, anchor, build)
-    return build()
-
-
-def code_pair_index(events) -> tuple[np.ndarray, list[tuple]]:
-    """Each row's index into the distinct ``(code_system, code)`` pairs, and those pairs (None for
-    a missing system or code). Shared by every step that resolves codes: each then looks up a few
-    dozen pairs instead of walking every row."""
-    return frame_cached(events, ("lines.code_pairs",), None, lambda: _code_pair_index(events))
-
-
-def _code_pair_index(events) -> tuple[np.ndarray, list[tuple]]:
-    if n_rows(events) <= _SMALL:
-        first: dict[tuple, int] = {}
-        systems = object_values(events, "code_system", None).tolist()
-        rows = [first.setdefault(pair, len(first)) for pair in zip(systems, object_values(events, "code", None).tolist())]
-        return np.array(rows, dtype=np.int64), list(first)
-    sys_ids, sys_uniques = pd.factorize(events["code_system"])
-    code_ids, code_uniques = pd.factorize(events["code"])
-    sys_ids, code_ids = sys_ids.astype(np.int64, copy=False), code_ids.astype(np.int64, copy=False)
-    width = len(code_uniques) + 1
-    if (len(sys_uniques) + 1) * width <= 4 * len(code_ids):
-        rows, first_row = _dense_pairs(sys_ids, code_ids, len(sys_uniques), len(code_uniques))
-    else:
-        rows, unique_pairs = pd.factorize((sys_ids + 1) * width + code_ids + 1)
-        first_row = np.empty(len(unique_pairs), dtype=np.int64)
-        first_row[rows[::-1]] = np.arange(len(rows) - 1, -1, -1)  # the first row of each pair
-    systems, codes = [*(str(v) for v in sys_uniques), None], [*(str(v) for v in code_uniques), None]  # code -1 (missing): None
-    pairs = list(zip((systems[i] for i in sys_ids[first_row].tolist()), (codes[i] for i in code_ids[first_row].tolist())))
-    return rows.astype(np.int64, copy=False), pairs
-
-
-@njit(cache=True)
-def _dense_pairs(a, b, n_a, n_b):
-    """Dense ids of the (a, b) code pairs (codes -1..n-1) in first-seen order, and each id's first row."""
-    width = n_b + 1
-    seen = np.full((n_a + 1) * width, -1, np.int64)
-    rows = np.empty(len(a), np.int64)
-    first = np.empty(len(a), np.int64)
-    count = 0
-    for i in range(len(a)):
-        key = (a[i] + 1) * width + b[i] + 1
-        if seen[key] < 0:
-            seen[key] = count
-            first[count] = i
-            count += 1
-        rows[i] = seen[key]
-    return rows, first[:count]
-
-
 def encode_codes(events: pd.DataFrame, resolve, memo: dict) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``resolve(system, code) -> (a, b)`` to every row, calling it once per unique pair.
 
@@ -373,7 +320,7 @@ def event_seconds(events, name: str = "date") -> np.ndarray:
     def build() -> np.ndarray:
         return to_numpy(events[name], "datetime64[s]").view(np.int64)
 
-    return frame_cached(events, ("lines.seconds", name), None, build)
+    return cached(events, ("lines.seconds", name), None, build)
 
 
 @njit(cache=True)
@@ -384,17 +331,17 @@ def _day_of(seconds):
 
 def event_supply(events) -> np.ndarray:
     """``days_supply`` as float64 with NaN for missing, converted once per frame."""
-    return frame_cached(events, ("lines.supply",), None, lambda: events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan))
+    return cached(events, ("lines.supply",), None, lambda: events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan))
 
 
 def member_ids(events, ids: pd.Index) -> np.ndarray:
     """The as_of index as an object array, converted once per frame and index."""
-    return frame_cached(events, ("lines.ids", id(ids)), ids, lambda: np.asarray(ids, dtype=object))
+    return cached(events, ("lines.ids", id(ids)), ids, lambda: np.asarray(ids, dtype=object))
 
 
 def member_as_of_days(events, as_of: pd.Series) -> np.ndarray:
     """Each as_of member's date as a day number, in as_of order."""
-    return frame_cached(events, ("lines.as_of", id(as_of)), as_of, lambda: to_numpy(as_of.array, "datetime64[D]").astype(np.int64))
+    return cached(events, ("lines.as_of", id(as_of)), as_of, lambda: to_numpy(as_of.array, "datetime64[D]").astype(np.int64))
 
 
 def member_diseases(events, diseases: pd.Series, ids: pd.Index) -> np.ndarray:
@@ -411,7 +358,7 @@ def member_diseases(events, diseases: pd.Series, ids: pd.Index) -> np.ndarray:
             names = align_to_persons(diseases, member_ids(events, ids), "diseases")
         return ids, np.array([_DISEASE_INDEX.get(d, -1) if isinstance(d, str) else -1 for d in names], dtype=np.int64)
 
-    hit = frame_cached(events, ("lines.diseases", id(diseases), id(ids)), diseases, build)
+    hit = cached(events, ("lines.diseases", id(diseases), id(ids)), diseases, build)
     return hit[1] if hit[0] is ids else build()[1]
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.catalog import DISEASE_LEVELS, FEATURE_NAMES, PAYER_LEVELS, SEX_LEVELS, UTILISATION_WINDOWS_DAYS
 from features.codelists import CodeLists
-from features.columns import STRING, TextColumn, code_pairs, columns_of, frame_from_columns, n_rows, object_values, positions, row_members, to_numpy
+from features.columns import STRING, TextColumn, code_pair_index, columns_of, frame_from_columns, n_rows, object_values, positions, row_members, to_numpy
 from features.comorbidity import CharlsonCodes, score_charlson
 from features.events import PAYER_TYPE_SYSTEM, day_numbers
 
@@ -329,9 +329,8 @@ def _add_event_counts(
     day = day_numbers(events["date"])
     age = np.where(inside, as_of_day[np.maximum(member, 0)] - day, -1)
     inside &= (age >= 0) & (age < _MAX_AGE)
-    system = object_values(events, "code_system", "")
     code = object_values(events, "code", "")
-    tag = _tag_events(system, code, tagger)
+    tag = _tag_events(events, tagger)
 
     kind = object_values(events, "kind", "")
     setting = object_values(events, "setting", "")
@@ -376,10 +375,8 @@ def _any(member: np.ndarray, selected: np.ndarray, n: int) -> np.ndarray:
     return (np.bincount(member[selected], minlength=n) > 0).astype(np.float64)
 
 
-def _tag_events(system: np.ndarray, code: np.ndarray, tagger: CodeTagger) -> np.ndarray:
-    """Tag per event, looking up each distinct (system, code) pair once."""
-    if len(code) == 0:
-        return np.empty(0, dtype=np.int64)
-    inverse, pairs = code_pairs(system, code)
-    found = np.fromiter((tagger.tag(s, c) for s, c in pairs), dtype=np.int64, count=len(pairs))
-    return found[inverse]
+def _tag_events(events, tagger: CodeTagger) -> np.ndarray:
+    """Tag per event, looking up each distinct (system, code) pair once (pairs shared with the other steps)."""
+    rows, pairs = code_pair_index(events)
+    found = np.fromiter((tagger.tag(s, c) if s is not None and c is not None else -1 for s, c in pairs), dtype=np.int64, count=len(pairs))
+    return found[rows]

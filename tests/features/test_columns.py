@@ -6,18 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.columns import code_pairs, columns_of, positions, row_members
+from features.columns import code_pair_index, columns_of, positions, row_members
 from features.events import as_of_mask, clip_to_as_of
 
 
 
 def _pairs_by_row(system, code):
-    index, pairs = code_pairs(np.asarray(system, dtype=object), np.asarray(code, dtype=object))
+    events = pd.DataFrame({"code_system": pd.array(list(system), dtype="string"), "code": pd.array(list(code), dtype="string")})
+    index, pairs = code_pair_index(columns_of(events))
     return [pairs[i] for i in index], pairs
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 4096, 4097, 20_000])
-def test_code_pairs_maps_every_row_to_its_own_distinct_pair(n):
+def test_code_pair_index_maps_every_row_to_its_own_distinct_pair(n):
     """Each row's index points at its own (system, code) pair and pairs are distinct, on both sides of the small-input cut-off."""
     rng = np.random.default_rng(n)
     system = rng.choice(["hcpcs", "ndc", ""], n).astype(object)
@@ -27,7 +28,7 @@ def test_code_pairs_maps_every_row_to_its_own_distinct_pair(n):
     assert len(set(pairs)) == len(pairs)
 
 
-def test_code_pairs_keeps_the_same_code_in_two_systems_apart():
+def test_code_pair_index_keeps_the_same_code_in_two_systems_apart():
     """The same code text under two systems is two pairs (an NDC and a HCPCS code can share digits)."""
     by_row, pairs = _pairs_by_row(["hcpcs", "ndc", "hcpcs"], ["123", "123", "123"])
     assert sorted(pairs) == [("hcpcs", "123"), ("ndc", "123")]
