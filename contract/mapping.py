@@ -7,7 +7,7 @@ codes are normalised again here (upper case, no dots or dashes) and dates parsed
 How a claim becomes events (``docs/event_model.md`` has the column-by-column table):
 
 - Header fields repeat on every line of a claim, so diagnoses, ICD-10-PCS procedures, the MS-DRG
-  and the inpatient stay are taken once per claim (``claim_id`` + ``data_source``).
+  and the inpatient stay are taken once per claim (``person_id`` + ``claim_id`` + ``data_source``).
 - Line fields (``hcpcs_code``, ``revenue_center_code``) give one event per distinct code and day.
 - Setting is decided per claim, most specific first: ``inpatient`` (bill type 11x/12x, an
   institutional claim with an admission date, or a line at place of service 21), ``ed`` (a line at
@@ -417,7 +417,7 @@ class _Claims:
 
     person_id: np.ndarray
     claim_id: np.ndarray
-    key: np.ndarray  # claim number per line (claim_id + data_source), in order of first appearance
+    key: np.ndarray  # claim number per line (person_id + claim_id + data_source), in order of first appearance
     start: np.ndarray
     end: np.ndarray
     line_start: np.ndarray
@@ -446,10 +446,14 @@ def _medical_events(medical: _Table, codes: CodeLists) -> list[_Events]:
 
 
 def _read_claims(medical: _Table) -> _Claims:
+    person = _Text.of(medical, "person_id")
     claim = _Text.of(medical, "claim_id")
     source = _Text.of(medical, "data_source")
-    # a line without claim_id belongs to no claim: one shared header, setting unknown
-    key, _ = pd.factorize(claim.index.astype(np.int64) * (len(source.values) + 1) + source.index + 1)
+    # a claim belongs to one member: the same claim_id under two members is two claims (requests
+    # scored together, or sources numbering claims per member, must not merge members' claims).
+    # A member's lines without claim_id belong to no claim: one shared header, setting unknown.
+    member_claim = (person.index.astype(np.int64) + 1) * (len(claim.values) + 1) + claim.index + 1
+    key, _ = pd.factorize(member_claim * (len(source.values) + 1) + source.index + 1)
     admission = _dates(medical, "admission_date")
     claim_type = _Text.of(medical, "claim_type", str.lower)
     bill_type = _Text.of(medical, "bill_type_code", _bill_type)
@@ -467,7 +471,7 @@ def _read_claims(medical: _Table) -> _Claims:
         outpatient=institutional | bill_type.present() | pos.present(),
     )
     return _Claims(
-        person_id=_Text.of(medical, "person_id").rows(),
+        person_id=person.rows(),
         claim_id=claim.rows(),
         key=key,
         start=_dates(medical, "claim_start_date"),

@@ -8,6 +8,7 @@ body size limit (and CORS when configured).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from service.auth import Authenticator
 from service.body_limit import BodyLimitMiddleware
 from service.cds import FeedbackLog
+from service.coalescing import Coalescer
 from service.errors import install_error_handlers
 from service.logging import MemberHasher, RequestLogMiddleware, configure_logging, log_event
 from service.metrics import MetricsMiddleware, ServiceMetrics
@@ -64,6 +66,9 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
         feedback=FeedbackLog(settings.feedback_path),
         slot=slot,
         scoring_gate=threading.BoundedSemaphore(settings.scoring_threads),
+    )
+    state.coalescer = Coalescer(
+        functools.partial(score.score_waiting_members, state), max_items=settings.coalesce_max_members, threads=settings.scoring_threads
     )
 
     @asynccontextmanager

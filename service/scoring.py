@@ -8,6 +8,7 @@ records into response models.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -28,21 +29,27 @@ def score_histories(
     as_of: pd.Series,
     events_after_as_of: dict[str, int],
     *,
-    record: RequestRecord,
+    records: Sequence[RequestRecord],
     metrics: ServiceMetrics,
     hasher: MemberHasher,
     response_model: type[ScoreResponse] = ScoreResponse,
     extra: dict[str, Any] | None = None,
+    person_ids: Sequence[str] | None = None,
 ) -> list[ScoreResponse]:
-    """One response per member of ``as_of``, in its order."""
+    """One response per member of ``as_of``, in its order. ``records[i]`` is the log record of the
+    request member ``i`` came in; ``person_ids[i]``, when given, is the identifier to report for a
+    member whose history was keyed by its position (requests scored together may name the same
+    member)."""
     from models.scoring import score_members
 
-    record.model_version = str(model.version)
+    for record in records:
+        record.model_version = str(model.version)
     results = score_members(model, events, persons, as_of, top_reasons=TOP_REASONS, num_threads=1)
     out = []
-    for result in results:
-        result = {**result, "model_version": str(result["model_version"]), "events_after_as_of": events_after_as_of.get(result["person_id"], 0), **(extra or {})}
-        response = response_model.model_validate(result)
+    for i, (result, record) in enumerate(zip(results, records, strict=True)):
+        late = events_after_as_of.get(result["person_id"], 0)
+        reported = result["person_id"] if person_ids is None else person_ids[i]
+        response = response_model.model_validate({**result, "person_id": reported, "model_version": str(result["model_version"]), "events_after_as_of": late, **(extra or {})})
         record.add_member(hasher(response.person_id))
         record.add_result(response.score, response.status)
         metrics.observe_result(response.score, response.status, record.model_version)
@@ -57,5 +64,5 @@ def score_fhir_history(model: Any, history: FhirHistory, as_of: date, *, record:
     late = int(history.events["date"].gt(day).sum())
     extra = {"unmapped_codes": history.unmapped_codes, "mapped_resources": history.mapped_resources, "skipped_resources": history.skipped_resources}
     return score_histories(
-        model, history.events, history.persons, as_of_series, {history.person_id: late}, record=record, metrics=metrics, hasher=hasher, response_model=FhirScoreResponse, extra=extra
+        model, history.events, history.persons, as_of_series, {history.person_id: late}, records=[record], metrics=metrics, hasher=hasher, response_model=FhirScoreResponse, extra=extra
     )[0]  # type: ignore[return-value]

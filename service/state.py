@@ -8,6 +8,7 @@ from typing import Any
 
 from service.auth import Authenticator
 from service.cds import FeedbackLog
+from service.coalescing import Coalescer
 from service.fhir import RxNormLookup
 from service.logging import MemberHasher
 from service.metrics import ServiceMetrics
@@ -24,6 +25,7 @@ class ServiceState:
     feedback: FeedbackLog
     slot: ModelSlot
     scoring_gate: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
+    coalescer: Coalescer | None = None
     _rxnorm: tuple[Any, RxNormLookup] | None = field(default=None, repr=False)
 
     def rxnorm_lookup(self, model: Any) -> RxNormLookup:

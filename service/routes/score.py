@@ -1,41 +1,72 @@
 """REST scoring: one member (``POST /v1/score``) or a batch (``POST /v1/score/batch``) in the
-contract's JSON shape. Plain ``def`` endpoints: mapping and scoring are CPU-bound and run in the
-threadpool, keeping the event loop free to read and answer other requests; ``state.scoring_gate``
-lets ``CARTSCOUT_SCORING_THREADS`` of them (default 1) compute at a time, as threads scoring side
-by side only contend for the GIL.
+contract's JSON shape. Mapping and scoring are CPU-bound and run in scoring threads, keeping the
+event loop free to read and answer other requests; ``state.scoring_gate`` lets
+``CARTSCOUT_SCORING_THREADS`` of them (default 1) compute at a time, as threads scoring side by
+side only contend for the GIL.
 
-What the route built for one request (the validated body, the member's frames, the result) is
-released after the answer has been sent, not when the route returns: tearing down a few thousand
-objects took ~0.25 ms of every request's latency in the worker thread."""
+Single-member requests go through ``state.coalescer``: those that arrive while another is being
+scored are mapped and scored together in one pipeline call (``score_waiting_members``), which
+is what lets one worker keep up with many clients; alone, a request is scored at once, as before.
+
+What a route built for one request (the validated body, the member's frames, the result) is
+released after the answer has been handed over, not before: tearing down a few thousand objects
+took ~0.25 ms of every request's latency in the worker thread."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Response
+from fastapi.exceptions import RequestValidationError
 from starlette.background import BackgroundTask
 
+from service.coalescing import Deliver
 from service.deps import ScoringRequest, current_model, parse_body
 from service.errors import InvalidInput
 from service.history import load_member_history
+from service.logging import RequestRecord
 from service.schemas import BatchScoreRequest, BatchScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring import score_histories
+from service.state import ServiceState
 
 router = APIRouter(prefix="/v1/score", tags=["scoring"])
 
 
 @router.post("", response_model=ScoreResponse, summary="Score one member's claims history")
-def score_member(call: ScoringRequest) -> Response:
+async def score_member(call: ScoringRequest) -> Response:
     """Status, calibrated score, label eligibility per CAR T product, lines of therapy and the
     top contributing factors for one member, as of ``as_of`` (default: today, UTC). The body is a
     ``ScoreRequest``."""
-    state, record = call.state, call.record
+    answer = await call.state.coalescer.submit((call.raw, call.record))
+    return Response(answer, media_type="application/json")
+
+
+def score_waiting_members(state: ServiceState, requests: Sequence[tuple[bytes, RequestRecord]], deliver: Deliver) -> None:
+    """Answer single-member requests (raw body, log record) with their JSON: bodies that do not
+    validate get their own 422 and the rest are scored in one pipeline call, each member's
+    history keyed by its position, since two requests may name the same member."""
     with state.scoring_gate:
-        body = parse_body(ScoreRequest, call.raw)
+        bodies, records, positions = [], [], []
+        for position, (raw, record) in enumerate(requests):
+            try:
+                bodies.append(parse_body(ScoreRequest, raw))
+            except RequestValidationError as error:
+                deliver(position, error)
+                continue
+            records.append(record)
+            positions.append(position)
+        if not bodies:
+            return
         model = current_model(state)
-        history = load_member_history([body], model.codes, today=datetime.now(timezone.utc).date())
-        result = score_histories(model, history.events, history.persons, history.as_of, history.events_after_as_of, record=record, metrics=state.metrics, hasher=state.hasher)[0]
-    return json_response(result, keep=(body, history))
+        keyed = bodies if len(bodies) == 1 else [body.model_copy(update={"person_id": str(i)}) for i, body in enumerate(bodies)]
+        history = load_member_history(keyed, model.codes, today=datetime.now(timezone.utc).date())
+        results = score_histories(
+            model, history.events, history.persons, history.as_of, history.events_after_as_of,
+            records=records, metrics=state.metrics, hasher=state.hasher, person_ids=[body.person_id for body in bodies],
+        )
+        for position, result in zip(positions, results):
+            deliver(position, result.model_dump_json().encode())
 
 
 @router.post("/batch", response_model=BatchScoreResponse, summary="Score several members in one call")
@@ -51,7 +82,7 @@ def score_batch(call: ScoringRequest) -> Response:
             raise InvalidInput(f"at most {limit} members per batch", errors=[{"field": "members", "rule": "max_length", "message": f"at most {limit} members per call"}])
         model = current_model(state)
         history = load_member_history(body.members, model.codes, today=datetime.now(timezone.utc).date(), field_prefix=("members",))
-        results = score_histories(model, history.events, history.persons, history.as_of, history.events_after_as_of, record=record, metrics=state.metrics, hasher=state.hasher)
+        results = score_histories(model, history.events, history.persons, history.as_of, history.events_after_as_of, records=[record] * len(body.members), metrics=state.metrics, hasher=state.hasher)
     response = BatchScoreResponse(results=results, model_name=model.name, model_version=str(model.version), rules_version=model.rules_version)
     return json_response(response, keep=(body, history))
 
