@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SCORE_BUCKETS = tuple(i / 10 for i in range(1, 11))
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 class ServiceMetrics:
@@ -28,6 +29,12 @@ class ServiceMetrics:
         )
         self.scores = Histogram("cartscout_score", "Calibrated scores returned, by model version.", ["model_version"], buckets=SCORE_BUCKETS, registry=self.registry)
         self.statuses = Counter("cartscout_member_status", "Member results by status and model version.", ["status", "model_version"], registry=self.registry)
+        self.coalesced = Histogram(
+            "cartscout_coalesced_members",
+            "Members per pipeline call of /v1/score (requests that queued behind a busy scorer are scored together).",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "cartscout_model_info", "The model currently serving (value 1).", ["model_name", "model_version", "rules_version", "from_local_copy"], registry=self.registry
         )

@@ -59,6 +59,7 @@ def score_waiting_members(state: ServiceState, requests: Sequence[tuple[bytes, R
         if not bodies:
             return
         model = current_model(state)
+        state.metrics.coalesced.observe(len(bodies))
         keyed = bodies if len(bodies) == 1 else [body.model_copy(update={"person_id": str(i)}) for i, body in enumerate(bodies)]
         history = load_member_history(keyed, model.codes, today=datetime.now(timezone.utc).date())
         results = score_histories(

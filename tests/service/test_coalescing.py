@@ -212,6 +212,9 @@ def test_requests_scored_together_get_what_each_gets_alone(app, monkeypatch):
     # five valid members in at most two pipeline calls (the first drain may take one request or
     # several, depending on how many had arrived), each member scored once
     assert sum(calls) == 5 and len(calls) <= 2
+    metrics = app.state.service.metrics.render().decode()
+    assert "cartscout_coalesced_members_sum 10.0" in metrics  # five members alone, five together
+    assert f"cartscout_coalesced_members_count {5 + len(calls)}.0" in metrics
     same = [together[1].json(), together[3].json()]
     assert [r["person_id"] for r in same] == ["same-member", "same-member"]
     assert [r["as_of"] for r in same] == ["2024-11-01", "2024-06-01"]
