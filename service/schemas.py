@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 MIN_DAY = date(1900, 1, 1)
 MAX_DAY = date(2100, 12, 31)
@@ -25,13 +25,7 @@ MAX_CODES_PER_CLAIM = 25  # Tuva's diagnosis_code_1..25 / procedure_code_1..25
 MemberStatus = Literal["eligible_now", "likely_soon", "watch", "unlikely", "already_treated", "not_in_cohort"]
 
 
-def _check_day(value: date) -> date:
-    if not MIN_DAY <= value <= MAX_DAY:
-        raise ValueError(f"date must lie between {MIN_DAY.isoformat()} and {MAX_DAY.isoformat()}")
-    return value
-
-
-Day = Annotated[date, AfterValidator(_check_day)]
+Day = Annotated[date, Field(ge=MIN_DAY, le=MAX_DAY)]
 Code = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9.\- ]+$")]
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
 

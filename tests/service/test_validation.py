@@ -29,6 +29,22 @@ def test_impossible_date_names_the_nested_field_and_index(client, api_headers):
     assert "medical_claims[3].claim_start_date" in fields(body)
 
 
+@pytest.mark.parametrize("where, value", [("birth_date", "1850-06-01"), ("claim_start_date", "2101-01-01")])
+def test_dates_outside_1900_to_2100_are_422_naming_the_field(client, api_headers, where, value):
+    """A real calendar day outside 1900-01-01..2100-12-31 is refused, naming the field and never echoing the value."""
+    member = relapsed_dlbcl_member()
+    if where == "birth_date":
+        member["demographics"]["birth_date"] = value
+        field = "demographics.birth_date"
+    else:
+        member["medical_claims"][2]["claim_start_date"] = value
+        member["medical_claims"][2]["claim_end_date"] = value
+        field = "medical_claims[2].claim_start_date"
+    body = problem(client.post("/v1/score", json=member, headers=api_headers))
+    assert field in fields(body)
+    assert value not in json.dumps(body)
+
+
 def test_batch_errors_carry_the_member_index(client, api_headers):
     """In a batch the field path starts with members[i]."""
     bad = relapsed_dlbcl_member("m2")
