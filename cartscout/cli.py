@@ -4,6 +4,7 @@ commands so that ``cartscout --help`` stays fast and nothing heavy loads at impo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -195,26 +196,39 @@ def serve(
     """Run the scoring service (REST, FHIR R4, CDS Hooks) under uvicorn with production settings.
 
     Configuration comes from CARTSCOUT_* environment variables (see docs/service.md); uvicorn's
-    access log is off because the service writes its own PHI-free JSON line per request.
+    access log is off because the service writes its own PHI-free JSON line per request. With
+    more than one worker and no CARTSCOUT_JTI_STORE, the workers share a JWT replay store in a
+    private temporary directory, so a token replayed to another worker is still refused.
     """
+    import shutil
+    import tempfile
+
     import uvicorn
 
     from service.settings import get_settings
 
     settings = get_settings()
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        proxy_headers=settings.proxy_headers,
-        forwarded_allow_ips=settings.forwarded_allow_ips if settings.proxy_headers else None,
-        server_header=False,
-        timeout_keep_alive=5,
-        log_level="info",
-    )
+    shared = None
+    if workers > 1 and settings.jti_store is None:
+        shared = Path(tempfile.mkdtemp(prefix="cartscout-jti-"))
+        os.environ["CARTSCOUT_JTI_STORE"] = str(shared / "jti.sqlite3")
+    try:
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            proxy_headers=settings.proxy_headers,
+            forwarded_allow_ips=settings.forwarded_allow_ips if settings.proxy_headers else None,
+            server_header=False,
+            timeout_keep_alive=5,
+            log_level="info",
+        )
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
 
 if __name__ == "__main__":
     app()

@@ -11,7 +11,8 @@ verify exactly that and nothing looser:
 * only RS/PS/ES algorithms (never ``none`` or HMAC, which would let a public key act as a secret);
 * ``aud`` must be this service: the endpoint URL under ``CARTSCOUT_SERVICE_URL`` (or the base URL);
 * ``exp`` in the future, ``iat`` not in the future and not older than the configured maximum age;
-* each ``(iss, jti)`` is accepted once while the token is valid (bounded in-memory replay cache).
+* each ``(iss, jti)`` is accepted once while the token is valid (``service.replay``: in memory, or
+  in a SQLite file every worker shares when ``CARTSCOUT_JTI_STORE`` is set).
 
 REST callers (a payer's systems) may instead present an API key; only its SHA-256 is configured,
 so a leaked settings file does not leak keys.
@@ -22,9 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -33,6 +32,7 @@ import jwt
 from jwt import PyJWKClient, PyJWKSet
 
 from service.errors import Unauthenticated
+from service.replay import ReplayCache, SqliteReplayCache
 from service.settings import Settings
 
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
@@ -46,31 +46,6 @@ class Principal:
     issuer: str | None = None
     tenant: str | None = None
     key_hash: str | None = None
-
-
-class ReplayCache:
-    """Remembers ``(issuer, jti)`` pairs until their token expires; bounded, oldest evicted first."""
-
-    def __init__(self, max_entries: int):
-        self._max = max_entries
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def check_and_add(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
-        """True when the pair is new (and now remembered); False for a replay."""
-        key = (issuer, jti)
-        with self._lock:
-            while self._seen:
-                oldest_key, oldest_exp = next(iter(self._seen.items()))
-                if oldest_exp >= now and len(self._seen) < self._max:
-                    break
-                self._seen.popitem(last=False)
-            seen_until = self._seen.get(key)
-            if seen_until is not None and seen_until >= now:
-                return False
-            self._seen[key] = expires_at
-            self._seen.move_to_end(key)
-            return True
 
 
 class IssuerKeys:
@@ -99,7 +74,7 @@ class Authenticator:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.issuers = {iss: IssuerKeys(loc) for iss, loc in settings.jwt_issuers.items()}
-        self.replays = ReplayCache(settings.jti_cache_size)
+        self.replays = SqliteReplayCache(settings.jti_store, settings.jti_cache_size) if settings.jti_store else ReplayCache(settings.jti_cache_size)
 
     def authenticate(self, authorization: str | None, endpoint_path: str, *, accept_api_key: bool) -> Principal:
         """Return the caller or raise :class:`Unauthenticated` with a reason that reveals no secret."""

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = Field(60, ge=0, le=600, description="Clock skew tolerated on exp/iat/nbf.")
     jwt_max_age_seconds: int = Field(3600, ge=1, description="Reject tokens issued longer ago than this (iat).")
     jti_cache_size: int = Field(100_000, ge=1, description="How many recent jti values the replay check remembers.")
+    jti_store: Path | None = Field(
+        None,
+        description="SQLite file of recently seen JWT jti values shared by every worker on this host; unset = each process "
+        "remembers its own. cartscout serve sets a private one when it starts more than one worker.",
+    )
     api_key_hashes: frozenset[str] = Field(default_factory=frozenset, description="SHA-256 hex digests of accepted API keys (JSON list).")
     admin_key_hashes: frozenset[str] = Field(default_factory=frozenset, description="SHA-256 hex digests of API keys allowed to call /admin endpoints (JSON list).")
     cors_origins: tuple[str, ...] = Field((), description="Browser origins allowed by CORS (JSON list), e.g. a browser-based CDS client; empty = no CORS.")

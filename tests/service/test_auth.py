@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.auth import ReplayCache
+from service.replay import ReplayCache
 
 from .conftest import ADMIN_KEY, API_KEY, ISSUER, SERVICE_URL, no_registry
 

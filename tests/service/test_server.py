@@ -53,11 +53,12 @@ def registry(tmp_path_factory, model_dir) -> str:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], tmp: Path):
+    def __init__(self, env: dict[str, str], tmp: Path, workers: int = 1):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = (tmp / f"server-{self.port}.log").open("w+")
-        self.process = subprocess.Popen([str(CLI), "serve", "--host", "127.0.0.1", "--port", str(self.port)], env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        command = [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -131,3 +132,18 @@ def test_served_over_http_from_the_registry_and_from_the_local_copy(tmp_path, re
         server.stop()
         server.log.close()
 
+
+
+def test_a_jwt_replayed_to_another_worker_is_refused(tmp_path, registry, jwks_file, sign):
+    """With two workers, one CDS Hooks token is accepted once, whichever worker each replay reaches
+    (each call opens a new connection, so the kernel spreads them over both workers)."""
+    server = Server(server_env(tmp_path, registry, tmp_path / "model-cache", jwks_file), tmp_path, workers=2)
+    try:
+        token = sign("/cds-services")
+        statuses = [httpx.get(server.base + "/cds-services", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code for _ in range(12)]
+        fresh = httpx.get(server.base + "/cds-services", headers={"Authorization": f"Bearer {sign('/cds-services')}"}, timeout=10)
+    finally:
+        server.stop()
+        server.log.close()
+    assert statuses == [200] + [401] * 11
+    assert fresh.status_code == 200
