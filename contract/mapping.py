@@ -20,9 +20,12 @@ How a claim becomes events (``docs/event_model.md`` has the column-by-column tab
 One implementation serves the real-time API (one member, a few hundred rows) and the batch job
 (millions of rows), so per-call overhead matters as much as per-row cost. The work is therefore
 done on NumPy arrays, text columns are handled as distinct values plus one integer per row (a code
-is cleaned, tested or normalised once however often it repeats), and the pandas frames are built
-once at the end, already in the event model's dtypes and vocabulary (``conform_events`` leaves
-them unchanged; a test holds that).
+is cleaned, tested or normalised once however often it repeats) and stay so up to the frame
+(sorting ranks the distinct values, never re-hashing rows), and the pandas frames are built once
+at the end, already in the event model's dtypes and vocabulary (``conform_events`` leaves them
+unchanged; a test holds that). Below ``_SMALL`` rows some steps take cheaper routes (dict look-ups,
+one NumPy sort) that give exactly what the batch route gives; ``tests/contract/test_mapping_paths.py``
+holds each route to the other.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 import datetime as dt
+from itertools import accumulate
 
 import numpy as np
 import pandas as pd
@@ -42,6 +46,7 @@ from features.codelists import CodeLists
 from features.events import CODE_SYSTEMS, EVENT_KINDS, PAYER_TYPE_SYSTEM, PERSON_COLUMNS, PERSON_DTYPES, SETTINGS
 
 _WIDE = range(1, 26)
+_WIDE_COLUMNS = {prefix: tuple((i, f"{prefix}{i}") for i in _WIDE) for prefix in ("diagnosis_code_", "procedure_code_")}
 _INPATIENT_POS = ("21",)
 _ED_POS = ("23",)
 _OFFICE_POS = ("11",)
@@ -78,7 +83,7 @@ def claims_to_events(eligibility: ClaimTable, medical: ClaimTable, pharmacy: Cla
         *_medical_events(medical, codes),
         _pharmacy_events(pharmacy),
     ]
-    return _events_frame(_Events.concat(parts)), _persons_frame(persons)
+    return _events_frame(_Events.concat([p for p in parts if p is not None])), _persons_frame(persons)
 
 
 def derive_persons(eligibility: ClaimTable) -> pd.DataFrame:
@@ -138,14 +143,37 @@ class _Text:
     """
 
     index: np.ndarray
-    values: np.ndarray
+    values: np.ndarray  # object, each value once
 
     @classmethod
     def of(cls, frame: _Table, column: str, transform: Callable[[str], str] | None = None) -> _Text:
         """Stripped text, blank as missing, ``transform`` applied to each distinct value."""
         if column not in frame.columns:
-            return cls(np.full(len(frame), -1, dtype=np.intp), np.empty(0, dtype=object))
-        return cls(*_factorize(frame[column])).cleaned(transform)
+            return cls.repeated(None, len(frame))
+        values = frame[column]
+        if isinstance(values, np.ndarray) and values.dtype == object and len(values) <= _SMALL:
+            return cls._of_small(values.tolist(), transform)
+        return cls(*_factorize(values)).cleaned(transform)
+
+    @classmethod
+    def _of_small(cls, values: list, transform: Callable[[str], str] | None) -> _Text:
+        """``of`` for a request's few hundred cells: the raw -> cleaned look-up is built in one dict
+        (what ``_factorize_small`` and ``cleaned`` do in two passes), the same values in the same order."""
+        position: dict[str, int] = {}
+        remap = dict.fromkeys(values)
+        for value in remap:
+            if value is None or value is pd.NA or value != value:
+                remap[value] = -1
+                continue
+            text = str(value).strip()
+            if text and transform is not None:
+                text = transform(text)
+            remap[value] = position.setdefault(text, len(position)) if text else -1
+        distinct = np.empty(len(position), dtype=object)
+        distinct[:] = list(position)
+        if len(remap) == 1:  # one value on every row (a request's person, source, claim type): no look-ups
+            return cls(_filled(len(values), next(iter(remap.values())), np.intp), distinct)
+        return cls(np.fromiter(map(remap.__getitem__, values), dtype=np.intp, count=len(values)), distinct)
 
     def cleaned(self, transform: Callable[[str], str] | None) -> _Text:
         """Strip, blank -> missing, transform; values that become equal are merged."""
@@ -178,61 +206,113 @@ class _Text:
         hits.append(False)
         return np.array(hits, dtype=bool)[self.index]
 
+    def flags(self, flag: Callable[[str], int]) -> np.ndarray:
+        """``flag`` (bits of a byte) per row, evaluated once per distinct value; 0 where missing."""
+        bits = [flag(v) for v in self.values.tolist()]
+        bits.append(0)
+        return np.array(bits, dtype=np.uint8)[self.index]
+
     def take(self, rows: np.ndarray) -> _Text:
         return _Text(self.index[rows], self.values)
 
     @classmethod
     def concat(cls, texts: list[_Text]) -> _Text:
-        """Rows of all ``texts`` one after another, over one set of distinct values."""
+        """Rows of all ``texts`` one after another, over one set of distinct values.
+
+        Texts taken from one column share its distinct values (the claim ids of every kind of
+        medical event): those are looked up once, however many parts they come in."""
         position: dict[str, int] = {}
+        remaps: dict[int, np.ndarray | None] = {}  # id of a values array (alive in ``texts``) -> its remap, None: as it is
         index = []
         for text in texts:
-            remap = [position.setdefault(v, len(position)) for v in text.values.tolist()]
-            remap.append(-1)
-            index.append(np.array(remap, dtype=np.intp)[text.index])
+            key = id(text.values)
+            if key not in remaps:
+                values = text.values.tolist()
+                if not position:  # the first values keep their numbers (they are distinct)
+                    position.update(zip(values, range(len(values))))
+                    remaps[key] = None
+                else:
+                    looked_up = [position.setdefault(v, len(position)) for v in values]
+                    looked_up.append(-1)
+                    remaps[key] = np.array(looked_up, dtype=np.intp)
+            remap = remaps[key]
+            index.append(text.index if remap is None else remap[text.index])
         return cls(np.concatenate(index) if index else np.empty(0, dtype=np.intp), np.array(list(position), dtype=object))
+
+    @classmethod
+    def repeated(cls, value: str | None, n: int) -> _Text:
+        """``value`` on each of ``n`` rows (``None``: missing on each)."""
+        if value is None:
+            return cls(_filled(n, -1, np.intp), _NO_VALUES)
+        values = _ONE_VALUE.get(value)
+        if values is None:
+            values = _ONE_VALUE[value] = np.array([value], dtype=object)
+        return cls(np.zeros(n, dtype=np.intp), values)
+
+    def ranks(self) -> np.ndarray:
+        """Sort rank of each row's value as text (Python's str order, as pandas sorts), missing last."""
+        values = self.values.tolist()
+        rank = np.empty(len(values) + 1, dtype=np.intp)
+        rank[np.array(sorted(range(len(values)), key=values.__getitem__), dtype=np.intp)] = np.arange(len(values))
+        rank[-1] = len(values)
+        return rank[self.index]
+
+
+# Shared (never written) values of repeated texts: ``_Text.concat`` looks each array up once.
+_NO_VALUES = np.empty(0, dtype=object)
+_ONE_VALUE: dict[str, np.ndarray] = {}
 
 
 @dataclass(frozen=True)
 class _Events:
-    """Columns of a group of events; kind, code system and setting as indices into their vocabulary."""
+    """Columns of a group of events; kind, code system and setting as indices into their vocabulary,
+    text as ``_Text`` (the frame is sorted and built from distinct values, never re-hashing rows)."""
 
-    person_id: np.ndarray  # object
+    person_id: _Text
     kind: np.ndarray  # int8 into EVENT_KINDS
     date: np.ndarray  # datetime64[s]
     end_date: np.ndarray  # datetime64[s]
     code_system: np.ndarray  # int8 into CODE_SYSTEMS
-    code: np.ndarray  # object
+    code: _Text
     setting: np.ndarray  # int8 into SETTINGS
-    claim_id: np.ndarray  # object, None = missing
+    claim_id: _Text  # missing where not a claim's event
     days_supply: np.ndarray  # float64, NaN = missing
 
     @classmethod
-    def build(cls, person_id, kind, date, code_system, code, setting, claim_id=None, end_date=None, days_supply=None) -> _Events:
-        """Scalars are broadcast to the length of ``person_id``."""
-        n = len(person_id)
+    def build(cls, person_id: _Text, kind, date, code_system, code, setting, claim_id=None, end_date=None, days_supply=None) -> _Events:
+        """Scalars are broadcast to the length of ``person_id`` (a ``None`` claim id: missing)."""
+        n = len(person_id.index)
 
         def full(value, dtype):
-            return value if isinstance(value, np.ndarray) else np.full(n, value, dtype=dtype)
+            return value if isinstance(value, np.ndarray) else _filled(n, value, dtype)
 
         return cls(
             person_id=person_id,
-            kind=full(np.int8(_KIND[kind]), np.int8),
+            kind=full(np.int8(_KIND[kind]) if isinstance(kind, str) else kind, np.int8),
             date=date,
             end_date=full(_NAT if end_date is None else end_date, "datetime64[s]"),
             code_system=full(np.int8(_SYSTEM[code_system]) if isinstance(code_system, str) else code_system, np.int8),
-            code=full(code, object),
+            code=code if isinstance(code, _Text) else _Text.repeated(code, n),
             setting=full(np.int8(_SETTING[setting]) if isinstance(setting, str) else setting, np.int8),
-            claim_id=full(claim_id, object),
+            claim_id=claim_id if isinstance(claim_id, _Text) else _Text.repeated(claim_id, n),
             days_supply=full(np.nan if days_supply is None else days_supply, np.float64),
         )
 
     @classmethod
     def concat(cls, parts: list[_Events]) -> _Events:
-        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+        columns = {}
+        for name in _EVENT_FIELDS:
+            column = [getattr(p, name) for p in parts]
+            columns[name] = _Text.concat(column) if name in _TEXT_FIELDS else np.concatenate(column)
+        return cls(**columns)
 
     def take(self, rows: np.ndarray) -> _Events:
-        return _Events(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+        columns = {name: getattr(self, name) for name in _EVENT_FIELDS}
+        return _Events(**{name: column.take(rows) if name in _TEXT_FIELDS else column[rows] for name, column in columns.items()})
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(_Events))
+_TEXT_FIELDS = frozenset(("person_id", "code", "claim_id"))
 
 
 @dataclass(frozen=True)
@@ -251,14 +331,18 @@ class _Persons:
 def _dates(frame: _Table, column: str) -> np.ndarray:
     """Day-resolution datetime64[s]; text (YYYY-MM-DD) and date objects are read once per distinct value."""
     if column not in frame.columns:
-        return np.full(len(frame), _NAT)
+        return _filled(len(frame), _NAT, "datetime64[s]")
     values = frame[column]
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         days = values.astype("datetime64[D]") if isinstance(values, np.ndarray) else values.to_numpy(dtype="datetime64[D]")
         return days.astype("datetime64[s]")
     if isinstance(values, np.ndarray) and values.dtype == object and len(values) <= _SMALL:
         cells = values.tolist()
-        if all(type(v) is dt.date or v is None for v in cells):  # the API's tables: plain dates, one ordinal each
+        kinds = set(map(type, cells))
+        if kinds == {dt.date}:  # the API's tables: plain dates, one ordinal each
+            days = np.fromiter(map(dt.date.toordinal, cells), dtype=np.int64, count=len(cells)) - _EPOCH_ORDINAL
+            return days.view("datetime64[D]").astype("datetime64[s]")
+        if kinds <= {dt.date, type(None)}:
             days = np.fromiter((_NAT_DAY if v is None else v.toordinal() - _EPOCH_ORDINAL for v in cells), dtype=np.int64, count=len(cells))
             return days.view("datetime64[D]").astype("datetime64[s]")
     index, distinct = _factorize(values)
@@ -302,10 +386,14 @@ def _factorize_small(values: list) -> tuple[np.ndarray, np.ndarray]:
 def _numbers(frame: _Table, column: str) -> np.ndarray:
     """float64 with NaN for missing or not a number; text is read once per distinct value."""
     if column not in frame.columns:
-        return np.full(len(frame), np.nan)
+        return _filled(len(frame), np.nan, np.float64)
     values = frame[column]
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         return values.astype(np.float64) if isinstance(values, np.ndarray) else values.to_numpy(dtype=np.float64, na_value=np.nan)
+    if isinstance(values, np.ndarray) and values.dtype == object and len(values) <= _SMALL:
+        cells = values.tolist()
+        if set(map(type, cells)) <= {int, float, type(None)}:  # the API's tables: Python numbers, None where missing
+            return np.fromiter((np.nan if v is None else v for v in cells), dtype=np.float64, count=len(cells))
     index, distinct = _factorize(values)
     if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in distinct.tolist()):
         numbers = distinct.astype(np.float64)
@@ -336,13 +424,41 @@ def _fill(values: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     return np.where(np.isnat(values), fallback, values)
 
 
+def _filled(n: int, value, dtype) -> np.ndarray:
+    """``np.full`` without its dtype inference and copy checks (a third of the cost on a request's arrays)."""
+    out = np.empty(n, dtype=dtype)
+    out.fill(value)
+    return out
+
+
+def _numbered(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's value numbered in order of first appearance, the rows where each value first appears)."""
+    if len(values) <= _SMALL:
+        # a request's few hundred rows: one NumPy sort beats setting up a pandas hash table
+        distinct, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+        number = np.empty(len(distinct), dtype=np.intp)
+        number[np.argsort(first)] = np.arange(len(distinct))
+        return number[inverse], np.sort(first)
+    number, _ = pd.factorize(values)
+    # a row is the first of its value iff its number exceeds every number before it
+    return number, np.flatnonzero(number > np.maximum.accumulate(np.concatenate(([-1], number[:-1]))))
+
+
 def _first_occurrence(*keys: np.ndarray) -> np.ndarray:
     """Mask of rows whose combination of integer keys has not been seen in an earlier row."""
     if len(keys[0]) <= _SMALL:
-        # a request's few hundred rows: a set of key tuples beats a pandas hash table per key
-        seen: set = set()
-        rows = list(zip(*(key.tolist() for key in keys)))
-        return np.fromiter((row not in seen and not seen.add(row) for row in rows), dtype=bool, count=len(rows))
+        # a request's few hundred rows: one stable sort beats a pandas hash table per key. Equal
+        # key combinations end up side by side with their rows in original order, so a row is a
+        # first occurrence iff it differs from its predecessor in the sorted order.
+        order = np.lexsort(keys)
+        first = np.zeros(len(order), dtype=bool)
+        first[:1] = True
+        for key in keys:
+            ranked = key[order]
+            first[1:] |= ranked[1:] != ranked[:-1]
+        mask = np.empty(len(order), dtype=bool)
+        mask[order] = first
+        return mask
     group = np.zeros(len(keys[0]), dtype=np.int64)
     for key in keys:
         number, distinct = pd.factorize(key)
@@ -360,11 +476,11 @@ class _Spans:
     person: _Text
     start: np.ndarray
     end: np.ndarray
-    payer_type: np.ndarray  # object, lower case, None = not stated
+    payer_type: _Text  # lower case
 
     @classmethod
     def of(cls, eligibility: _Table) -> _Spans:
-        payer_type = _Text.of(eligibility, "payer_type", str.lower).rows()
+        payer_type = _Text.of(eligibility, "payer_type", str.lower)
         return cls(_Text.of(eligibility, "person_id"), _dates(eligibility, "enrollment_start_date"), _dates(eligibility, "enrollment_end_date"), payer_type)
 
 
@@ -372,7 +488,7 @@ def _derive_persons(eligibility: _Table, spans: _Spans) -> _Persons:
     person = spans.person
     # spans in order of person_id as text (missing last), then start and end (NaT last)
     person_rank = np.append(np.argsort(np.argsort(person.values.astype(str))), len(person.values))[person.index]
-    order = np.lexsort((_nat_last(spans.end), _nat_last(spans.start), person_rank))
+    order = np.lexsort((*_nat_last(spans.end), *_nat_last(spans.start), person_rank))
     ranked = person_rank[order]
     starts = np.flatnonzero(np.append(True, ranked[1:] != ranked[:-1])) if len(order) else order
     latest = order[np.append(starts[1:] - 1, len(order) - 1)] if len(order) else order
@@ -386,37 +502,40 @@ def _derive_persons(eligibility: _Table, spans: _Spans) -> _Persons:
         sex=np.array([v or "unknown" for v in _Text.of(eligibility, "gender", str.lower).take(latest).rows().tolist()], dtype=object),
         race=_Text.of(eligibility, "race").take(latest).rows(),
         zip_code=_Text.of(eligibility, "zip_code").take(latest).converted(_zip5),
-        payer_type=spans.payer_type[latest],
+        payer_type=spans.payer_type.take(latest).rows(),
         death_date=death,
     )
 
 
-def _nat_last(dates: np.ndarray) -> np.ndarray:
-    days = dates.view(np.int64).copy()
-    days[np.isnat(dates)] = np.iinfo(np.int64).max
-    return days
+def _nat_last(dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two ``np.lexsort`` keys (minor first) ordering dates with NaT last."""
+    return dates.view(np.int64), np.isnat(dates)
 
 
 def _enrollment_events(spans: _Spans) -> _Events:
     """One event per span, carrying the span's payer type: a member's plan can change (commercial to
     Medicare at 65), and features must see the plan in force on their ``as_of``, not the latest."""
-    stated = spans.payer_type != None  # noqa: E711 (elementwise on an object array)
+    payer = spans.payer_type
+    stated = payer.present()
     system = np.where(stated, _SYSTEM[PAYER_TYPE_SYSTEM], _SYSTEM[""]).astype(np.int8)
-    code = np.where(stated, spans.payer_type, "").astype(object)
-    return _Events.build(person_id=spans.person.rows(), kind="enrollment", date=spans.start, end_date=spans.end, code_system=system, code=code, setting="unknown")
+    code = _Text(np.where(stated, payer.index, len(payer.values)), np.append(payer.values, ""))  # not stated: code ""
+    return _Events.build(person_id=spans.person, kind="enrollment", date=spans.start, end_date=spans.end, code_system=system, code=code, setting="unknown")
 
 
-def _death_events(persons: _Persons) -> _Events:
+def _death_events(persons: _Persons) -> _Events | None:
     dead = ~np.isnat(persons.death_date)
-    return _Events.build(person_id=persons.person_id[dead], kind="death", date=persons.death_date[dead], code_system="", code="", setting="unknown")
+    if not dead.any():
+        return None
+    person = _Text(*_factorize(persons.person_id[dead]))
+    return _Events.build(person_id=person, kind="death", date=persons.death_date[dead], code_system="", code="", setting="unknown")
 
 
 @dataclass(frozen=True)
 class _Claims:
     """Medical claim lines as arrays, with each line's claim (``key``) and the claim's setting."""
 
-    person_id: np.ndarray
-    claim_id: np.ndarray
+    person_id: _Text
+    claim_id: _Text
     key: np.ndarray  # claim number per line (person_id + claim_id + data_source), in order of first appearance
     start: np.ndarray
     end: np.ndarray
@@ -430,19 +549,18 @@ class _Claims:
     header: np.ndarray  # row numbers of each claim's first line
 
 
-def _medical_events(medical: _Table, codes: CodeLists) -> list[_Events]:
+def _medical_events(medical: _Table, codes: CodeLists) -> list[_Events | None]:
     if medical.empty:
         return []
     claims = _read_claims(medical)
     header = claims.header
-    parts = [
+    return [
         _diagnosis_events(claims, medical, _Text.of(medical, "diagnosis_code_type", str.lower).take(header)),
         _icd_procedure_events(claims, medical, _Text.of(medical, "procedure_code_type", str.lower).take(header)),
         _line_events(claims, codes),
         _drg_events(claims, _Text.of(medical, "drg_code", lambda c: _normal_code(c).zfill(3)).take(header), _Text.of(medical, "drg_code_type", str.lower).take(header)),
         _stay_events(claims),
     ]
-    return [p for p in parts if p is not None]
 
 
 def _read_claims(medical: _Table) -> _Claims:
@@ -453,26 +571,24 @@ def _read_claims(medical: _Table) -> _Claims:
     # scored together, or sources numbering claims per member, must not merge members' claims).
     # A member's lines without claim_id belong to no claim: one shared header, setting unknown.
     member_claim = (person.index.astype(np.int64) + 1) * (len(claim.values) + 1) + claim.index + 1
-    key, _ = pd.factorize(member_claim * (len(source.values) + 1) + source.index + 1)
+    key, header = _numbered(member_claim * (len(source.values) + 1) + source.index + 1)
     admission = _dates(medical, "admission_date")
     claim_type = _Text.of(medical, "claim_type", str.lower)
     bill_type = _Text.of(medical, "bill_type_code", _bill_type)
     pos = _Text.of(medical, "place_of_service_code", lambda c: _normal_code(c).zfill(2))
     revenue = _Text.of(medical, "revenue_center_code", lambda c: _normal_code(c).zfill(4))
     institutional = claim_type.test(lambda t: t == "institutional")
-    stay_line = bill_type.test(lambda b: b[:2] in ("11", "12")) | (institutional & ~np.isnat(admission))
-    setting, stay = _claim_settings(
-        key,
-        claim.present(),
-        stay=stay_line,
-        inpatient=stay_line | pos.test(lambda p: p in _INPATIENT_POS),
-        ed=pos.test(lambda p: p in _ED_POS) | revenue.test(lambda r: r.startswith("045")),
-        office=pos.test(lambda p: p in _OFFICE_POS),
-        outpatient=institutional | bill_type.present() | pos.present(),
+    # what each line says about its claim (decided once per distinct code); a stay is inpatient
+    flags = (
+        bill_type.flags(lambda b: (_STAY | _INPATIENT if b[:2] in ("11", "12") else 0) | _OUTPATIENT)
+        | pos.flags(lambda p: _PLACE_FLAGS.get(p, 0) | _OUTPATIENT)
+        | revenue.flags(lambda r: _ED if r.startswith("045") else 0)
+        | np.where(institutional, np.where(np.isnat(admission), _OUTPATIENT, _STAY | _INPATIENT | _OUTPATIENT), 0).astype(np.uint8)
     )
+    setting, stay = _claim_settings(key, claim.present(), flags)
     return _Claims(
-        person_id=person.rows(),
-        claim_id=claim.rows(),
+        person_id=person,
+        claim_id=claim,
         key=key,
         start=_dates(medical, "claim_start_date"),
         end=_dates(medical, "claim_end_date"),
@@ -483,36 +599,38 @@ def _read_claims(medical: _Table) -> _Claims:
         revenue=revenue,
         setting=setting,
         stay=stay,
-        header=np.flatnonzero(_first_occurrence(key)),
+        header=header,
     )
 
 
-def _claim_settings(key: np.ndarray, has_claim: np.ndarray, **flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+# What a line says about its claim, as bits of one flag byte per line: a claim has a flag if any
+# of its lines has it, so the claim's flags are its lines' bytes OR-ed together (one pass).
+_STAY, _INPATIENT, _ED, _OFFICE, _OUTPATIENT = 1, 2, 4, 8, 16
+_PLACE_FLAGS = {**{p: _INPATIENT for p in _INPATIENT_POS}, **{p: _ED for p in _ED_POS}, **{p: _OFFICE for p in _OFFICE_POS}}
+_FLAG_SETTINGS = ((_INPATIENT, "inpatient"), (_ED, "ed"), (_OFFICE, "office"), (_OUTPATIENT, "outpatient"))  # most specific first
+_SETTING_OF_FLAGS = np.array(
+    [next((_SETTING[setting] for flag, setting in _FLAG_SETTINGS if bits & flag), _SETTING["unknown"]) for bits in range(32)], dtype=np.int8
+)
+
+
+def _claim_settings(key: np.ndarray, has_claim: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per claim, broadcast to its lines: setting (most specific first), and whether it is a stay."""
-    claims = int(key.max(initial=-1)) + 1
-    any_line = {}
-    for name, flag in flags.items():
-        hit = np.zeros(claims, dtype=bool)
-        hit[key[flag]] = True
-        any_line[name] = hit[key] & has_claim
-    setting = np.select(
-        [any_line["inpatient"], any_line["ed"], any_line["office"], any_line["outpatient"]],
-        [_SETTING["inpatient"], _SETTING["ed"], _SETTING["office"], _SETTING["outpatient"]],
-        default=_SETTING["unknown"],
-    ).astype(np.int8)
-    return setting, any_line["stay"]
+    claim_flags = np.zeros(int(key.max(initial=-1)) + 1, dtype=np.uint8)
+    np.bitwise_or.at(claim_flags, key, flags)
+    line_flags = claim_flags[key] * has_claim
+    return _SETTING_OF_FLAGS[line_flags], (line_flags & _STAY).astype(bool)
 
 
-def _header_events(claims: _Claims, rows: np.ndarray, kind: str, code_system: str, code: np.ndarray, date: np.ndarray, end_date=None) -> _Events:
+def _header_events(claims: _Claims, rows: np.ndarray, kind: str, code_system: str, code: _Text | str, date: np.ndarray, end_date=None) -> _Events:
     return _Events.build(
-        person_id=claims.person_id[rows],
+        person_id=claims.person_id.take(rows),
         kind=kind,
         date=date,
         end_date=end_date,
         code_system=code_system,
         code=code,
         setting=claims.setting[rows],
-        claim_id=claims.claim_id[rows],
+        claim_id=claims.claim_id.take(rows),
     )
 
 
@@ -521,12 +639,12 @@ def _wide_codes(claims: _Claims, medical: _Table, prefix: str, usable: np.ndarra
 
     Column-major, as the columns are numbered: every claim's first code, then every second, ...
     """
-    present = [i for i in _WIDE if f"{prefix}{i}" in medical.columns]
+    present = [(i, column) for i, column in _WIDE_COLUMNS[prefix] if column in medical.columns]
     header = claims.header
-    code = _Text.concat([_Text.of(medical, f"{prefix}{i}", _normal_code).take(header) for i in present])
+    code = _Text.concat([_Text.of(medical, column, _normal_code).take(header) for _, column in present])
     keep = code.present() & np.tile(usable, len(present))
     rows = np.tile(header, len(present))[keep]
-    column = np.repeat(np.array(present, dtype=np.intp), len(header))[keep]
+    column = np.repeat(np.array([i for i, _ in present], dtype=np.intp), len(header))[keep]
     return rows, code.take(keep), column
 
 
@@ -537,7 +655,7 @@ def _diagnosis_events(claims: _Claims, medical: _Table, dx_type: _Text) -> _Even
     if not once.any():
         return None
     rows = rows[once]
-    return _header_events(claims, rows, "diagnosis", "icd10cm", code.take(once).rows(), claims.start[rows])
+    return _header_events(claims, rows, "diagnosis", "icd10cm", code.take(once), claims.start[rows])
 
 
 def _icd_procedure_events(claims: _Claims, medical: _Table, px_type: _Text) -> _Events | None:
@@ -551,13 +669,12 @@ def _icd_procedure_events(claims: _Claims, medical: _Table, px_type: _Text) -> _
         date[mine] = _fill(_dates(medical, f"procedure_date_{i}")[rows[mine]], date[mine])
     once = _first_occurrence(claims.key[rows], code.index, date.view(np.int64))
     rows = rows[once]
-    return _header_events(claims, rows, "procedure", "icd10pcs", code.take(once).rows(), date[once])
+    return _header_events(claims, rows, "procedure", "icd10pcs", code.take(once), date[once])
 
 
 def _line_events(claims: _Claims, codes: CodeLists) -> _Events | None:
     """HCPCS lines (drug administrations or procedures) and revenue-centre lines, once per claim, code and day."""
     hcpcs, revenue = claims.hcpcs, claims.revenue
-    date = _fill(claims.line_start, claims.start)
     is_drug = hcpcs.test(_hcpcs_drug_codes(codes).__contains__)
     groups = [
         (np.flatnonzero(is_drug), "drug_admin", "hcpcs", hcpcs),
@@ -567,11 +684,23 @@ def _line_events(claims: _Claims, codes: CodeLists) -> _Events | None:
     groups = [g for g in groups if len(g[0])]
     if not groups:
         return None
-    code = _Text.concat([text.take(rows) for rows, _, _, text in groups])
-    events = _Events.concat([_header_events(claims, rows, kind, system, "", date[rows]) for rows, kind, system, _ in groups])
     rows = np.concatenate([g[0] for g in groups])
-    once = _first_occurrence(claims.key[rows], events.code_system, code.index, events.date.view(np.int64))
-    return replace(events.take(once), code=code.take(once).rows())
+    lengths = [len(g[0]) for g in groups]
+    kind = np.repeat(np.array([_KIND[kind] for _, kind, _, _ in groups], dtype=np.int8), lengths)
+    system = np.repeat(np.array([_SYSTEM[system] for _, _, system, _ in groups], dtype=np.int8), lengths)
+    code = _Text.concat([text.take(g) for g, _, _, text in groups])
+    date = _fill(claims.line_start[rows], claims.start[rows])
+    once = _first_occurrence(claims.key[rows], system, code.index, date.view(np.int64))
+    rows = rows[once]
+    return _Events.build(
+        person_id=claims.person_id.take(rows),
+        kind=kind[once],
+        date=date[once],
+        code_system=system[once],
+        code=code.take(once),
+        setting=claims.setting[rows],
+        claim_id=claims.claim_id.take(rows),
+    )
 
 
 _DRUG_CODES: dict[int, tuple[weakref.ref, frozenset[str]]] = {}
@@ -596,7 +725,7 @@ def _drg_events(claims: _Claims, drg: _Text, drg_type: _Text) -> _Events | None:
     rows = claims.header[ms]
     if not len(rows):
         return None
-    return _header_events(claims, rows, "procedure", "ms_drg", drg.take(ms).rows(), _fill(claims.admission[rows], claims.start[rows]))
+    return _header_events(claims, rows, "procedure", "ms_drg", drg.take(ms), _fill(claims.admission[rows], claims.start[rows]))
 
 
 def _stay_events(claims: _Claims) -> _Events | None:
@@ -608,58 +737,58 @@ def _stay_events(claims: _Claims) -> _Events | None:
     )
 
 
-def _pharmacy_events(pharmacy: _Table) -> _Events:
+def _pharmacy_events(pharmacy: _Table) -> _Events | None:
     if pharmacy.empty:
-        return _Events.build(np.empty(0, dtype=object), "drug_fill", np.empty(0, "datetime64[s]"), "ndc", "", "pharmacy")
+        return None
     date = _dates(pharmacy, "dispensing_date")
     supply = _numbers(pharmacy, "days_supply")
     supply[~(supply >= 1) | (supply != np.floor(supply))] = np.nan  # as validation does: not a positive integer -> missing
     span = np.where(np.isnan(supply), 0, supply - 1).astype(np.int64) * 86_400
     end = np.where(np.isnan(supply), _NAT, date + span.astype("timedelta64[s]"))
     return _Events.build(
-        person_id=_Text.of(pharmacy, "person_id").rows(),
+        person_id=_Text.of(pharmacy, "person_id"),
         kind="drug_fill",
         date=date,
         end_date=end,
         code_system="ndc",
-        code=_Text.of(pharmacy, "ndc_code", _normal_code).rows(),
+        code=_Text.of(pharmacy, "ndc_code", _normal_code),
         setting="pharmacy",
-        claim_id=_Text.of(pharmacy, "claim_id").rows(),
+        claim_id=_Text.of(pharmacy, "claim_id"),
         days_supply=supply,
     )
 
 
-def _sorted_text(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(index into distinct values, distinct values in text order, sort rank with missing last)."""
-    if len(values) <= _SMALL and values.dtype == object:
-        index, distinct = _factorize_small(values.tolist())
-        texts = distinct.tolist()
-        ranks = np.array(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.intp)  # Python's str order, as pandas sorts
-        remap = np.empty(len(distinct) + 1, dtype=np.intp)
-        remap[ranks] = np.arange(len(distinct))
-        remap[-1] = -1
-        index = remap[index]
-        distinct = distinct[ranks]
-    else:
-        index, distinct = pd.factorize(values, sort=True)
-    return index, distinct, np.where(index < 0, len(distinct), index)
+def _arrow_strings(texts: list[tuple[np.ndarray, np.ndarray]], rows: int) -> list[pd.arrays.ArrowStringArray]:
+    """``string`` columns of ``rows`` rows from (index per row, -1 = missing; distinct values) pairs.
+
+    One dictionary and one ``take`` in Arrow serve all the columns, each column a slice of the
+    result: a call into Arrow has a fixed cost which, paid per column, came to a tenth of mapping
+    one member."""
+    dictionary = pa.array(np.concatenate([values for _, values in texts]), type=pa.large_string())
+    index = np.concatenate([index for index, _ in texts])
+    starts = np.array([0, *accumulate(len(values) for _, values in texts[:-1])], dtype=np.intp)
+    shifted = (index.reshape(len(texts), rows) + starts[:, None]).ravel()  # column i's values start at starts[i]
+    return _slices(dictionary.take(pa.array(shifted, mask=index < 0)), [rows] * len(texts))
 
 
-def _arrow_strings(index: np.ndarray, distinct) -> pd.arrays.ArrowStringArray:
-    """A ``string`` column from distinct values and one index per row (-1 = missing), built in Arrow."""
-    dictionary = pa.array(np.asarray(distinct, dtype=object), type=pa.large_string())
-    return pd.arrays.ArrowStringArray(dictionary.take(pa.array(index, mask=index < 0)))
+def _object_strings(columns: list[np.ndarray]) -> list[pd.arrays.ArrowStringArray]:
+    """``string`` columns from object arrays (``None`` = missing), converted to Arrow in one call."""
+    return _slices(pa.array(np.concatenate(columns), type=pa.large_string(), from_pandas=True), [len(c) for c in columns])
 
 
-_VOCABULARIES: dict[tuple[str, ...], pa.Array] = {}
+def _slices(strings: pa.Array, lengths: list[int]) -> list[pd.arrays.ArrowStringArray]:
+    out, start = [], 0
+    for n in lengths:
+        out.append(pd.arrays.ArrowStringArray(strings.slice(start, n), dtype=_STRING))
+        start += n
+    return out
 
 
-def _vocabulary_strings(index: np.ndarray, vocabulary: tuple[str, ...]) -> pd.arrays.ArrowStringArray:
-    """A ``string`` column from indices into one of the event model's fixed vocabularies (never missing)."""
-    dictionary = _VOCABULARIES.get(vocabulary)
-    if dictionary is None:
-        dictionary = _VOCABULARIES[vocabulary] = pa.array(list(vocabulary), type=pa.large_string())
-    return pd.arrays.ArrowStringArray(dictionary.take(pa.array(index)))
+_STRING = pd.StringDtype("pyarrow")
+
+
+# The event model's vocabularies as distinct values for ``_arrow_strings``.
+_VOCABULARY_VALUES = {vocabulary: np.array(vocabulary, dtype=object) for vocabulary in (EVENT_KINDS, CODE_SYSTEMS, SETTINGS)}
 
 
 _COLUMN_INDEXES: dict[tuple[str, ...], pd.Index] = {}
@@ -699,23 +828,31 @@ def _frame(columns: dict[str, object], rows: int) -> pd.DataFrame:
 
 def _events_frame(events: _Events) -> pd.DataFrame:
     """The events frame in EVENT_DTYPES, sorted by person, date, kind, code system, code, claim, end date."""
-    person, person_values, person_rank = _sorted_text(events.person_id)
-    code, code_values, code_rank = _sorted_text(events.code)
-    claim, claim_values, claim_rank = _sorted_text(events.claim_id)
+    person, code, claim = events.person_id, events.code, events.claim_id
     order = np.lexsort(
-        (_nat_last(events.end_date), claim_rank, code_rank, _SYSTEM_RANK[events.code_system], _KIND_RANK[events.kind], _nat_last(events.date), person_rank)
+        (*_nat_last(events.end_date), claim.ranks(), code.ranks(), _SYSTEM_RANK[events.code_system], _KIND_RANK[events.kind], *_nat_last(events.date), person.ranks())
     )
     supply = events.days_supply[order]
+    missing = np.isnan(supply)
+    text = {
+        "person_id": (person.index[order], person.values),
+        "kind": (events.kind[order], _VOCABULARY_VALUES[EVENT_KINDS]),
+        "code_system": (events.code_system[order], _VOCABULARY_VALUES[CODE_SYSTEMS]),
+        "code": (code.index[order], code.values),
+        "setting": (events.setting[order], _VOCABULARY_VALUES[SETTINGS]),
+        "claim_id": (claim.index[order], claim.values),
+    }
+    text = dict(zip(text, _arrow_strings(list(text.values()), len(order))))
     columns = {
-        "person_id": _arrow_strings(person[order], person_values),
-        "kind": _vocabulary_strings(events.kind[order], EVENT_KINDS),
+        "person_id": text["person_id"],
+        "kind": text["kind"],
         "date": events.date[order],
         "end_date": events.end_date[order],
-        "code_system": _vocabulary_strings(events.code_system[order], CODE_SYSTEMS),
-        "code": _arrow_strings(code[order], code_values),
-        "setting": _vocabulary_strings(events.setting[order], SETTINGS),
-        "claim_id": _arrow_strings(claim[order], claim_values),
-        "days_supply": pd.arrays.IntegerArray(np.nan_to_num(supply).astype(np.int32), np.isnan(supply)),
+        "code_system": text["code_system"],
+        "code": text["code"],
+        "setting": text["setting"],
+        "claim_id": text["claim_id"],
+        "days_supply": pd.arrays.IntegerArray(np.where(missing, 0, supply).astype(np.int32), missing),
     }
     return _frame(columns, len(order))
 
@@ -723,9 +860,7 @@ def _events_frame(events: _Events) -> pd.DataFrame:
 def _persons_frame(persons: _Persons) -> pd.DataFrame:
     """The persons frame in PERSON_DTYPES, one row per person in person_id order."""
 
-    def text(values):
-        return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string(), from_pandas=True))
-
     columns = {c: getattr(persons, c) for c in PERSON_COLUMNS}
-    columns = {c: (v if PERSON_DTYPES[c] != "string" else text(v)) for c, v in columns.items()}
+    text = [c for c in PERSON_COLUMNS if PERSON_DTYPES[c] == "string"]
+    columns.update(zip(text, _object_strings([columns[c] for c in text])))
     return _frame(columns, len(persons.person_id))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from contract import code_formats
 from contract.mapping import claims_to_events
 from features.codelists import CodeLists
 from service.errors import InvalidInput
-from service.schemas import MedicalClaimLine, PharmacyClaimLine, ScoreRequest
+from service.schemas import MAX_CODES_PER_CLAIM, MedicalClaimLine, PharmacyClaimLine, ScoreRequest
 
 DATA_SOURCE = "api"
 
@@ -85,29 +86,36 @@ def build_claim_tables(members: Sequence[ScoreRequest], field_prefix: Sequence[s
     errors: list[tuple[tuple[int, int], tuple, str]] = []  # (sort key, location, message)
     lines = [line.__dict__ for line in med_lines]
     med = {"person_id": med_person, "member_id": med_person, "data_source": [DATA_SOURCE] * len(lines)}
-    med.update((c, [line[c] for line in lines]) for c in _LINE_FIELDS)
-    med["hcpcs_code"] = [
-        None if code is None else _checked("hcpcs", code, row, "hcpcs_code", (*med_where[row], "hcpcs_code"), errors) for row, code in enumerate(med["hcpcs_code"])
-    ]
+    if lines:  # one pass over the lines gathers every field (no lines: the columns are left out)
+        med.update(zip(_LINE_FIELDS, map(list, zip(*map(_LINE_VALUES, lines)))))
+        hcpcs = _KNOWN["hcpcs"]
+        med["hcpcs_code"] = [
+            None if code is None else hcpcs.get(code) or _checked("hcpcs", code, row, "hcpcs_code", (*med_where[row], "hcpcs_code"), errors)
+            for row, code in enumerate(med["hcpcs_code"])
+        ]
     wide: dict[str, list] = {}
+    icd10cm, icd10pcs = _KNOWN["icd10cm"], _KNOWN["icd10pcs"]
     for row, line in enumerate(lines):
         icd9_dx = line["diagnosis_code_type"] == "icd-9-cm"
         for ci, code in enumerate(line["diagnosis_codes"]):
-            column = f"diagnosis_code_{ci + 1}"
-            cell = code if icd9_dx else _checked("icd10cm", code, row, column, (*med_where[row], f"diagnosis_codes[{ci}]"), errors)
-            wide.setdefault(column, [None] * len(lines))[row] = cell
+            column = _DIAGNOSIS_COLUMNS[ci]
+            cells = wide.get(column) or wide.setdefault(column, [None] * len(lines))
+            cells[row] = code if icd9_dx else icd10cm.get(code) or _checked("icd10cm", code, row, column, (*med_where[row], f"diagnosis_codes[{ci}]"), errors)
         icd9_px = line["procedure_code_type"] == "icd-9-pcs"
         for pi, proc in enumerate(line["procedures"]):
-            column = f"procedure_code_{pi + 1}"
-            cell = proc.code if icd9_px else _checked("icd10pcs", proc.code, row, column, (*med_where[row], f"procedures[{pi}].code"), errors)
-            wide.setdefault(column, [None] * len(lines))[row] = cell
-            wide.setdefault(f"procedure_date_{pi + 1}", [None] * len(lines))[row] = proc.date
+            column = _PROCEDURE_COLUMNS[pi]
+            cells = wide.get(column) or wide.setdefault(column, [None] * len(lines))
+            cells[row] = proc.code if icd9_px else icd10pcs.get(proc.code) or _checked("icd10pcs", proc.code, row, column, (*med_where[row], f"procedures[{pi}].code"), errors)
+            dates = wide.get(_PROCEDURE_DATE_COLUMNS[pi]) or wide.setdefault(_PROCEDURE_DATE_COLUMNS[pi], [None] * len(lines))
+            dates[row] = proc.date
     med.update(wide)
 
     rx_rows = [fill.__dict__ for fill in fills]
     rx = {"person_id": fill_person, "member_id": fill_person, "data_source": [DATA_SOURCE] * len(rx_rows)}
-    rx.update((c, [fill[c] for fill in rx_rows]) for c in _FILL_FIELDS)
-    rx["ndc_code"] = [_checked("ndc", code, row, "ndc_code", (*fill_where[row], "ndc_code"), errors) for row, code in enumerate(rx["ndc_code"])]
+    if rx_rows:
+        rx.update(zip(_FILL_FIELDS, map(list, zip(*map(_FILL_VALUES, rx_rows)))))
+        ndc = _KNOWN["ndc"]
+        rx["ndc_code"] = [ndc.get(code) or _checked("ndc", code, row, "ndc_code", (*fill_where[row], "ndc_code"), errors) for row, code in enumerate(rx["ndc_code"])]
 
     if errors:
         errors.sort(key=lambda e: e[0])
@@ -155,6 +163,11 @@ _ELIGIBILITY_COLUMNS = (
 )
 _LINE_FIELDS = tuple(f for f in MedicalClaimLine.model_fields if f not in ("diagnosis_codes", "procedures"))
 _FILL_FIELDS = tuple(PharmacyClaimLine.model_fields)
+_LINE_VALUES = itemgetter(*_LINE_FIELDS)
+_FILL_VALUES = itemgetter(*_FILL_FIELDS)
+_DIAGNOSIS_COLUMNS = tuple(f"diagnosis_code_{i}" for i in range(1, MAX_CODES_PER_CLAIM + 1))
+_PROCEDURE_COLUMNS = tuple(f"procedure_code_{i}" for i in range(1, MAX_CODES_PER_CLAIM + 1))
+_PROCEDURE_DATE_COLUMNS = tuple(f"procedure_date_{i}" for i in range(1, MAX_CODES_PER_CLAIM + 1))
 _NO_SPAN = (None,) * 5
 _CHECKS = {
     "icd10cm": (code_formats.clean_icd10cm, "not an ICD-10-CM code", "medical_claims"),
@@ -162,6 +175,11 @@ _CHECKS = {
     "hcpcs": (code_formats.clean_hcpcs, "not a HCPCS/CPT code", "medical_claims"),
     "ndc": (code_formats.clean_ndc, "not an 11-digit or dashed 10-digit NDC", "pharmacy_claims"),
 }
+# Well-formed codes seen before, per code system: raw -> normal form. A request repeats a few
+# dozen codes across hundreds of lines, so most codes are one dict look-up rather than a call of
+# ``_checked``. Malformed codes are never remembered (each must be reported where it occurs).
+_KNOWN: dict[str, dict[str, str]] = {system: {} for system in _CHECKS}
+_KNOWN_LIMIT = 1 << 16
 # order in which malformed codes are listed: by table column, then by row
 _COLUMN_ORDER = {"hcpcs_code": 0, **{f"diagnosis_code_{i}": i for i in range(1, 26)}, **{f"procedure_code_{i}": 25 + i for i in range(1, 26)}, "ndc_code": 51}
 
@@ -176,6 +194,11 @@ def _checked(system: str, code: str, row: int, column: str, where: tuple, errors
     normal = clean(text)
     if normal is None:
         errors.append(((_COLUMN_ORDER[column], row), (where[0], table, *where[1:]), message))
+    else:
+        known = _KNOWN[system]
+        if len(known) >= _KNOWN_LIMIT:
+            known.clear()
+        known[code] = normal
     return normal
 
 
@@ -188,7 +211,7 @@ def _columns(columns: dict[str, list]) -> dict[str, np.ndarray]:
     """Object arrays of the columns holding at least one value."""
     out = {}
     for name, values in columns.items():
-        if any(v is not None for v in values):
+        if values.count(None) < len(values):
             array = np.empty(len(values), dtype=object)
             array[:] = values
             out[name] = array
