@@ -65,7 +65,7 @@ from pydantic import BaseModel, ConfigDict
 
 from features.codelists import CodeLists, normalise_code
 from features.columns import STR, TextColumn, code_pair_index, columns_of, frame_from_columns, object_values, row_members
-from features.events import day_numbers
+from features.events import event_days
 from features.memo import IdentityMemo
 
 COHORT_COLUMNS = (
@@ -103,9 +103,12 @@ _GROUPS = (
 )
 _G = {g: i for i, g in enumerate(_GROUPS)}
 _SPECIFIC = ("LBCL", "FL_3B_LBCL", "MCL", "B_ALL", "MM", "CLL_SLL", "MZL", "MZL_or_SLL", "FL")
+# True at a specific group's index; the extra last entry is where "no group" (-1) lands
+_IS_SPECIFIC = np.array([g in _SPECIFIC for g in _GROUPS] + [False])
 _COUNTED_ROLES = frozenset({"index_dx", "relapse_marker", "remission_marker", "exclusion"})
 _NOT_ANTICANCER = frozenset({"steroid", "supportive", "noc", "other"})
 _NONE = -(2**31)  # missing day
+_BIG = np.iinfo(np.int64).max
 
 
 
@@ -187,7 +190,7 @@ def cohort_columns(events, persons, as_of: pd.Series, codes: CodeLists, config: 
     pidx = row_members(events, ids)
     kind = object_values(events, "kind", "")
     code = object_values(events, "code", "")
-    day = day_numbers(events["date"])
+    day = event_days(events)
 
     is_drug = ((kind == "drug_admin") | (kind == "drug_fill")) & (pidx >= 0)
     flags = _drug_flags(events, is_drug, lookup)
@@ -362,9 +365,9 @@ def _segments(person, group, day, subtype, hides, inpatient, near, config: Cohor
     key = person.astype(np.int64) * len(_GROUPS) + group
     order = np.lexsort((day, key))
     key, day, subtype, hides, inpatient, near = (a[order] for a in (key, day, subtype, hides, inpatient, near))
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    ends = np.r_[starts[1:], len(key)]
-    big = np.iinfo(np.int64).max
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    ends = np.append(starts[1:], len(key))
+    big = _BIG
     out_days = np.add.reduceat(_one_row_per_day(key, day, ~inpatient).astype(np.int64), starts)
     inp_days = np.add.reduceat(_one_row_per_day(key, day, inpatient).astype(np.int64), starts)
     out_first = np.minimum.reduceat(np.where(inpatient, big, day), starts)
@@ -394,7 +397,7 @@ def _one_row_per_day(key: np.ndarray, day: np.ndarray, mask: np.ndarray) -> np.n
     mark = np.zeros(len(key), dtype=bool)
     if len(idx):
         k, d = key[idx], day[idx]
-        mark[idx[np.r_[True, (k[1:] != k[:-1]) | (d[1:] != d[:-1])]]] = True
+        mark[idx[np.concatenate(([True], (k[1:] != k[:-1]) | (d[1:] != d[:-1])))]] = True
     return mark
 
 
@@ -406,7 +409,7 @@ def _assign(qualifies, seg_of, seg, lookup: _Lookup, chemoimmuno: np.ndarray, cl
     chosen = np.full(n, -1, dtype=np.int64)
     subtype_idx = np.zeros(n, dtype=np.int64)
     undecided = np.ones(n, dtype=bool)
-    never = np.iinfo(np.int64).max
+    never = _BIG
 
     def latest_subtype(group: str) -> np.ndarray:
         return _pick(seg["subtype"], seg_of[:, _G[group]], 0)
@@ -414,33 +417,38 @@ def _assign(qualifies, seg_of, seg, lookup: _Lookup, chemoimmuno: np.ndarray, cl
     def first_day(group: str) -> np.ndarray:
         return np.where(q[group], _pick(seg["first"], seg_of[:, _G[group]], never), never)
 
-    def take(mask: np.ndarray, name: str, group: str, sub: np.ndarray) -> None:
+    def take(mask: np.ndarray, name: str, group: str, sub=None) -> None:
+        """Assign ``name`` to the undecided members of ``mask``; ``sub()`` gives their subtypes
+        (default: the group's latest), computed only when the step takes anyone."""
         m = mask & undecided
+        if not m.any():
+            return
         disease[m] = name
         chosen[m] = _G[group]
-        subtype_idx[m] = sub[m]
+        subtype_idx[m] = (sub() if sub is not None else latest_subtype(group))[m]
         undecided[m] = False
 
-    fl_first = np.minimum(first_day("FL"), first_day("FL_3B_LBCL"))
-    transformed = fl_first < first_day("LBCL")
-    sll = np.full(n, lookup.subtypes.index("SLL"))
-    take(q["LBCL"], "LBCL", "LBCL", np.where(transformed, lookup.subtypes.index("transformed_FL"), latest_subtype("LBCL")))
-    take(q["FL_3B_LBCL"], "LBCL", "FL_3B_LBCL", latest_subtype("FL_3B_LBCL"))
+    def lbcl_subtype() -> np.ndarray:
+        transformed = np.minimum(first_day("FL"), first_day("FL_3B_LBCL")) < first_day("LBCL")
+        return np.where(transformed, lookup.subtypes.index("transformed_FL"), latest_subtype("LBCL"))
+
+    take(q["LBCL"], "LBCL", "LBCL", lbcl_subtype)
+    take(q["FL_3B_LBCL"], "LBCL", "FL_3B_LBCL")
     for g in ("MCL", "B_ALL", "MM", "CLL_SLL", "MZL"):
-        take(q[g], g, g, latest_subtype(g))
-    take(q["MZL_or_SLL"] & cll_signal, "CLL_SLL", "MZL_or_SLL", sll)
-    take(q["MZL_or_SLL"], "MZL", "MZL_or_SLL", latest_subtype("MZL_or_SLL"))
-    take(q["FL"], "FL", "FL", latest_subtype("FL"))
-    take(q["LBCL_possible"] & chemoimmuno & ~q["Hodgkin"], "LBCL", "LBCL_possible", latest_subtype("LBCL_possible"))
+        take(q[g], g, g)
+    take(q["MZL_or_SLL"] & cll_signal, "CLL_SLL", "MZL_or_SLL", lambda: np.full(n, lookup.subtypes.index("SLL")))
+    take(q["MZL_or_SLL"], "MZL", "MZL_or_SLL")
+    take(q["FL"], "FL", "FL")
+    take(q["LBCL_possible"] & chemoimmuno & ~q["Hodgkin"], "LBCL", "LBCL_possible")
     # PCNSL alone: an LBCL-type patient whom every LBCL label excludes.
-    take(q["PCNSL"], "LBCL", "PCNSL", latest_subtype("PCNSL"))
+    take(q["PCNSL"], "LBCL", "PCNSL")
     subtypes = np.array(lookup.subtypes, dtype=object)
     return disease.astype(str), subtypes[subtype_idx].astype(str), chosen
 
 
 def _exclusions(qualifies, disease: np.ndarray, chosen: np.ndarray, lineage: np.ndarray) -> np.ndarray:
     """PCNSL always excludes; Hodgkin and T-lineage only when no specific B-cell target explains the claims."""
-    specific = np.isin(chosen, [_G[g] for g in _SPECIFIC])
+    specific = _IS_SPECIFIC[chosen]
     exclusion = np.full(len(disease), "", dtype=object)
     exclusion[qualifies[:, _G["T_lineage"]] & (~specific | ((disease == "B_ALL") & ~lineage))] = EXCLUSION_T_LINEAGE
     exclusion[qualifies[:, _G["Hodgkin"]] & ~specific] = EXCLUSION_HODGKIN

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.columns import FrameColumns, columns_of, n_rows, row_members
+from features.columns import FrameColumns, cached_rows, columns_of, n_rows, row_members, to_numpy
 
 EVENT_KINDS = (
     "diagnosis",
@@ -170,6 +170,18 @@ def day_numbers(dates) -> np.ndarray:
     return values.astype("datetime64[D]").astype(np.int64)
 
 
+def event_days(events) -> np.ndarray:
+    """:func:`day_numbers` of the events' ``date`` column, converted once per pipeline call for
+    every step that reads it (read-only: the steps share it)."""
+
+    def build(columns) -> np.ndarray:
+        days = day_numbers(columns["date"])
+        days.setflags(write=False)
+        return days
+
+    return cached_rows(columns_of(events), ("event_days",), None, build)
+
+
 def clip_to_as_of(events, as_of: pd.Series):
     """Keep only events on or before each member's own ``as_of`` date.
 
@@ -186,11 +198,13 @@ def clip_to_as_of(events, as_of: pd.Series):
     if not isinstance(columns, FrameColumns):
         raise TypeError("clip_to_as_of takes a DataFrame or columns_of(DataFrame)")
     keep = as_of_mask(columns, as_of)
-    frame = columns.frame
-    if keep.all() and isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1:
-        return events
-    clipped = frame[keep].reset_index(drop=True)
-    return clipped if isinstance(events, pd.DataFrame) else columns_of(clipped)
+    if isinstance(events, pd.DataFrame):
+        index = events.index
+        if keep.all() and isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+            return events
+        return events[keep].reset_index(drop=True)
+    # column arrays carry no index: only the columns the steps read are filtered, on first use
+    return events if keep.all() else columns.select_rows(keep)
 
 
 def as_of_mask(events, as_of: pd.Series) -> np.ndarray:
@@ -200,7 +214,7 @@ def as_of_mask(events, as_of: pd.Series) -> np.ndarray:
     if n_rows(columns) == 0:
         return np.zeros(0, dtype=bool)
     member = row_members(columns, as_of.index)
-    limit = np.append(as_of.to_numpy(dtype="datetime64[s]").astype("datetime64[D]").astype(np.int64), _NO_DAY)
-    day = day_numbers(columns["date"])
+    limit = np.append(to_numpy(as_of.array, "datetime64[D]").astype(np.int64), _NO_DAY)
+    day = event_days(columns)
     # a member absent from as_of (position -1) lands on the appended "no day" limit
     return (day != _NO_DAY) & (day <= limit[member]) & (member >= 0)

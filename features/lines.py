@@ -63,6 +63,7 @@ from features.codelists import CodeLists
 from features.columns import (
     TextColumn,
     cached,
+    cached_rows,
     code_pair_index,
     columns_of,
     frame_from_columns,
@@ -73,9 +74,9 @@ from features.columns import (
     row_members,
     to_numpy,
 )
-from features.events import day_numbers
+from features.events import event_days
 from features.lot_config import DISEASES, LotConfig
-from features.memo import IdentityMemo
+from features.memo import IdentityMemo, bounded
 
 LINE_COLUMNS = (
     "person_id",
@@ -294,7 +295,7 @@ def encode_codes(events: pd.DataFrame, resolve, memo: dict) -> tuple[np.ndarray,
     if n_rows(events) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     rows, pairs = code_pair_index(events)
-    get = memo.get
+    get = bounded(memo).get
     answers = []
     for pair in pairs:
         hit = get(pair)
@@ -317,10 +318,10 @@ def event_seconds(events, name: str = "date") -> np.ndarray:
     """A date column as int64 seconds since the epoch (NaT: the smallest int64), read once per
     frame and without a copy; the compiled passes take day numbers from it for the rows they use."""
 
-    def build() -> np.ndarray:
-        return to_numpy(events[name], "datetime64[s]").view(np.int64)
+    def build(columns) -> np.ndarray:
+        return to_numpy(columns[name], "datetime64[s]").view(np.int64)
 
-    return cached(events, ("lines.seconds", name), None, build)
+    return cached_rows(events, ("lines.seconds", name), None, build)
 
 
 @njit(cache=True)
@@ -331,7 +332,7 @@ def _day_of(seconds):
 
 def event_supply(events) -> np.ndarray:
     """``days_supply`` as float64 with NaN for missing, converted once per frame."""
-    return cached(events, ("lines.supply",), None, lambda: events["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan))
+    return cached_rows(events, ("lines.supply",), None, lambda columns: columns["days_supply"].to_numpy(dtype=np.float64, na_value=np.nan))
 
 
 def member_ids(events, ids: pd.Index) -> np.ndarray:
@@ -435,7 +436,7 @@ def line_columns(events: pd.DataFrame, diseases: pd.Series, as_of: pd.Series, co
 
 def _check_dated(events, etype: np.ndarray, member: np.ndarray, asof_days: np.ndarray) -> None:
     """Every member with events the lines use needs an as_of date (rows without a person_id are skipped)."""
-    undated_rows = (etype >= 0) & (day_numbers(events["date"]) > _NEG) & (member < 0)
+    undated_rows = (etype >= 0) & (event_days(events) > _NEG) & (member < 0)
     ids = object_values(events, "person_id", None)[undated_rows].tolist()
     missing = len({v for v in ids if v is not None and v == v}) + int((asof_days <= _NEG).sum())
     if missing:

@@ -40,3 +40,15 @@ class IdentityMemo:
                 self._by_id.clear()  # callers creating fresh config objects per call must not grow this
             self._by_id[ident] = (objects, value)
         return value  # type: ignore[return-value]
+
+
+PAIR_MEMO_LIMIT = 1 << 18
+
+
+def bounded(memo: dict) -> dict:
+    """``memo`` itself, emptied first once it holds ``PAIR_MEMO_LIMIT`` entries: memos of the
+    (system, code) pairs seen across requests stay bounded however many distinct well-formed codes
+    callers send (a real population has tens of thousands)."""
+    if len(memo) >= PAIR_MEMO_LIMIT:
+        memo.clear()
+    return memo

@@ -28,7 +28,7 @@ import pandas as pd
 from features.catalog import FEATURE_SET_VERSION
 from features.codelists import CodeLists
 from features.cohort import CohortConfig, cohort_columns
-from features.columns import columns_of, frame_from_columns, n_rows, object_values, positions, string_array, to_numpy
+from features.columns import FrameColumns, columns_of, frame_from_columns, n_rows, object_values, positions, string_array, to_numpy
 from features.comorbidity import load_charlson_codes
 from features.eligibility import EligibilityRules, eligibility_columns, load_rules
 from features.events import clip_to_as_of
@@ -125,7 +125,7 @@ def build_features(
     keys = as_of.index
     # each event column is read from the frame once, for clipping and every step after it
     clipped = clip_to_as_of(columns_of(events if len(as_of) else events.iloc[:0]), as_of)
-    persons = columns_of(_clip_persons(persons, as_of))  # read once for eligibility, distance and risk
+    persons = _clip_persons(persons, as_of)  # read once for eligibility, distance and risk
     rules = rules if rules is not None else load_rules()
 
     # The steps hand each other column arrays; each output DataFrame is built once, at the end.
@@ -190,36 +190,40 @@ def key_landmarks(events: pd.DataFrame, persons: pd.DataFrame, landmarks: pd.Dat
 
 
 def _check_as_of(as_of: pd.Series) -> pd.Series:
-    """``as_of`` as datetime64[s] at day resolution, indexed by unique string keys without gaps."""
+    """``as_of`` as datetime64[s] at day resolution, indexed by unique string keys without gaps.
+
+    The Series' own name and its index's name play no part in the steps: a caller whose dates are
+    already in shape gets its Series back unchanged, whatever it is called, and pays nothing more.
+    """
     if not isinstance(as_of, pd.Series):
         raise TypeError("as_of must be a pandas Series indexed by person_id")
     if not as_of.index.is_unique:
         raise ValueError("as_of index (person_id) has duplicates: give each member one evaluation date, or key examples with key_landmarks")
-    values = as_of.to_numpy() if as_of.dtype.kind == "M" else pd.to_datetime(as_of).to_numpy()
+    values = to_numpy(as_of.array) if as_of.dtype.kind == "M" else pd.to_datetime(as_of).to_numpy()
     days = values.astype("datetime64[D]")
     if np.isnat(days).any():
         raise ValueError(f"as_of is missing for {int(np.isnat(days).sum())} member(s)")
     seconds = days.astype("datetime64[s]")
-    if as_of.index.dtype == "string" and as_of.index.name == "person_id" and as_of.name == "as_of" and values.dtype == seconds.dtype and (values == seconds).all():
-        return as_of  # already in shape: a caller that prepares its dates once pays nothing more per call
+    if as_of.index.dtype == "string" and values.dtype == seconds.dtype and (values == seconds).all():
+        return as_of
     index = as_of.index if as_of.index.dtype == "string" else as_of.index.astype("string")
     return pd.Series(seconds, index=index.rename("person_id"), name="as_of")
 
 
-def _clip_persons(persons: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
-    """Persons of the batch only, with a death after a member's ``as_of`` hidden (it is future information)."""
-    ids = persons["person_id"].to_numpy(dtype=object)
-    rows = positions(as_of.index, ids, "as_of")
-    keep = persons if (rows >= 0).all() else persons[rows >= 0]
-    rows = rows[rows >= 0]
-    death = keep["death_date"].to_numpy(dtype="datetime64[s]") if "death_date" in keep.columns else None
-    if death is not None and (~np.isnat(death)).any():
-        future = death > as_of.to_numpy(dtype="datetime64[s]")[rows]
-        if future.any():
-            keep = keep.assign(death_date=np.where(future, np.datetime64("NaT"), death).astype("datetime64[s]"))
-    if keep is persons and isinstance(persons.index, pd.RangeIndex) and persons.index.start == 0 and persons.index.step == 1:
-        return persons  # nothing to hide: no copy
-    return keep.reset_index(drop=True)
+def _clip_persons(persons: pd.DataFrame, as_of: pd.Series) -> FrameColumns:
+    """Persons of the batch only, as column arrays, with a death after a member's ``as_of`` hidden
+    (it is future information). The person ids converted here serve every later step."""
+    columns = columns_of(persons)
+    rows = positions(as_of.index, object_values(columns, "person_id", None), "as_of")
+    found = rows >= 0
+    if "death_date" in columns:
+        death = to_numpy(columns["death_date"], "datetime64[s]")[found]
+        if (~np.isnat(death)).any():
+            future = death > to_numpy(as_of.array, "datetime64[s]")[rows[found]]
+            if future.any():
+                keep = persons[found].assign(death_date=np.where(future, np.datetime64("NaT"), death).astype("datetime64[s]"))
+                return columns_of(keep.reset_index(drop=True))
+    return columns if found.all() else columns.select_rows(found)
 
 
 def _cohort_diseases(cohort) -> pd.Series:

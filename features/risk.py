@@ -11,7 +11,7 @@ never re-derives a clinical fact those steps own.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,8 @@ from features.catalog import DISEASE_LEVELS, FEATURE_NAMES, PAYER_LEVELS, SEX_LE
 from features.codelists import CodeLists
 from features.columns import STRING, TextColumn, code_pair_index, columns_of, frame_from_columns, n_rows, object_values, positions, row_members, to_numpy
 from features.comorbidity import CharlsonCodes, score_charlson
-from features.events import PAYER_TYPE_SYSTEM, day_numbers
+from features.memo import bounded
+from features.events import PAYER_TYPE_SYSTEM, event_days
 
 # Event tags: what an event means for utilisation and referral features.
 _TAGS = (
@@ -72,6 +73,19 @@ class CodeTagger:
     patterns: tuple[tuple[str, object, int], ...]
     diagnosis_prefixes: dict[str, int]
     max_prefix: int
+    # (system, code) -> tag of every pair looked up so far: a request repeats the codes of the last one
+    known: dict[tuple[str, str], int] = field(default_factory=dict, compare=False, repr=False)
+
+    def tag_pairs(self, pairs: list[tuple]) -> np.ndarray:
+        """Tag of each (system, code) pair; -1 when the system or code is missing."""
+        known = bounded(self.known)
+        found = []
+        for pair in pairs:
+            hit = known.get(pair)
+            if hit is None:
+                hit = known[pair] = self.tag(*pair) if pair[0] is not None and pair[1] is not None else -1
+            found.append(hit)
+        return np.array(found, dtype=np.int64)
 
     def tag(self, system: str, code: str) -> int:
         if system == "icd10cm":
@@ -152,7 +166,7 @@ def risk_feature_columns(
     key_index = as_of.index
     keys = key_index.to_numpy(dtype=object)
     n = len(keys)
-    as_of_day = as_of.to_numpy(dtype="datetime64[D]").astype(np.int64)
+    as_of_day = to_numpy(as_of.array, "datetime64[D]").astype(np.int64)
     columns: dict[str, np.ndarray] = {}
 
     events = columns_of(events)
@@ -171,7 +185,7 @@ def risk_feature_columns(
         np.full(n, np.nan) if center_distance_miles is None else np.asarray(center_distance_miles, dtype=np.float64)
     )
 
-    out = {"person_id": TextColumn(keys, STRING), "as_of": as_of.to_numpy(dtype="datetime64[s]")}
+    out = {"person_id": TextColumn(keys, STRING), "as_of": to_numpy(as_of.array, "datetime64[s]").copy()}
     for name in FEATURE_NAMES:
         out[name] = np.asarray(columns[name], dtype=np.float32)
     return out
@@ -191,7 +205,7 @@ class _Aligned:
         if self.length == 0:
             self.rows, self.found = np.zeros(self.n, dtype=np.int64), np.zeros(self.n, dtype=bool)
             return
-        ids = to_numpy(self.columns["person_id"], object)
+        ids = object_values(self.columns, "person_id", None)  # the persons' ids are converted once per call
         if len(ids) == self.n and (ids == keys).all():  # already in key order (the pipeline's own frames)
             self.rows, self.found = np.arange(self.n), np.ones(self.n, dtype=bool)
             self.aligned = True
@@ -271,8 +285,8 @@ def _payer_in_force(events, keys: pd.Index) -> np.ndarray:
         (object_values(events, "kind", "") == "enrollment") & (object_values(events, "code_system", "") == PAYER_TYPE_SYSTEM) & (code != "") & (member >= 0)
     )
     if len(rows):
-        rows = rows[np.lexsort((day_numbers(events["date"])[rows], member[rows]))]
-        latest = rows[np.r_[member[rows][1:] != member[rows][:-1], True]]
+        rows = rows[np.lexsort((event_days(events)[rows], member[rows]))]
+        latest = rows[np.append(member[rows][1:] != member[rows][:-1], True)]
         out[member[latest]] = [c.lower() for c in code[latest].tolist()]
     return out
 
@@ -314,7 +328,7 @@ def _add_treatment(columns: dict, treatment: pd.DataFrame, lines: pd.DataFrame, 
         number = to_numpy(lines["line_number"], np.int64)
         order = np.lexsort((number, member))
         member, flag = member[order], _as_floats(lines["maintenance"], 0.0)[order]
-        last = np.r_[member[1:] != member[:-1], True] & (member >= 0)
+        last = np.append(member[1:] != member[:-1], True) & (member >= 0)
         maintenance[member[last]] = flag[last]
     columns["lot_current_maintenance_flag"] = maintenance
 
@@ -326,7 +340,7 @@ def _add_event_counts(
     events = columns_of(events)
     member = row_members(events, keys)
     inside = member >= 0
-    day = day_numbers(events["date"])
+    day = event_days(events)
     age = np.where(inside, as_of_day[np.maximum(member, 0)] - day, -1)
     inside &= (age >= 0) & (age < _MAX_AGE)
     code = object_values(events, "code", "")
@@ -378,5 +392,5 @@ def _any(member: np.ndarray, selected: np.ndarray, n: int) -> np.ndarray:
 def _tag_events(events, tagger: CodeTagger) -> np.ndarray:
     """Tag per event, looking up each distinct (system, code) pair once (pairs shared with the other steps)."""
     rows, pairs = code_pair_index(events)
-    found = np.fromiter((tagger.tag(s, c) if s is not None and c is not None else -1 for s, c in pairs), dtype=np.int64, count=len(pairs))
+    found = tagger.tag_pairs(pairs)
     return found[rows]

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.columns import code_pair_index, columns_of, positions, row_members
-from features.events import as_of_mask, clip_to_as_of
+from features.columns import _column_array, code_pair_index, columns_of, object_values, positions, row_members
+from features.events import as_of_mask, clip_to_as_of, conform_persons, event_days
+from features.lines import event_seconds, event_supply
 
 
 
@@ -66,3 +67,107 @@ def test_clip_keeps_the_form_it_was_given_and_drops_undated_events():
     assert isinstance(frame, pd.DataFrame) and frame["date"].tolist() == [pd.Timestamp("2024-01-01")]
     columns = clip_to_as_of(columns_of(events), as_of)
     assert not isinstance(columns, pd.DataFrame) and columns.frame.equals(frame)
+
+
+def _events_with_gaps(n: int, seed: int) -> pd.DataFrame:
+    """Events of a few members with missing values in every column the steps read."""
+    rng = np.random.default_rng(seed)
+    def pick(values):
+        return [values[i] for i in rng.integers(0, len(values), n)]
+    dates = pd.to_datetime(pick(["2023-01-05", "2024-02-01", "2024-07-15", "2025-03-01", None])).astype("datetime64[s]")
+    return pd.DataFrame(
+        {
+            "person_id": pd.array(pick(["a", "b", "c", "stranger", None]), dtype="string"),
+            "kind": pd.array(pick(["diagnosis", "drug_fill", "enrollment", None]), dtype="string"),
+            "date": dates,
+            "end_date": pd.to_datetime(pick(["2024-03-01", None])).astype("datetime64[s]"),
+            "code_system": pd.array(pick(["icd10cm", "ndc", None]), dtype="string"),
+            "code": pd.array(pick(["C8330", "00000000000", "", None]), dtype="string"),
+            "setting": pd.array(pick(["inpatient", "ed", None]), dtype="string"),
+            "days_supply": pd.array(pick([28, 90, None]), dtype="Int32"),
+        }
+    )
+
+
+@pytest.mark.parametrize("n", [0, 7, 300, 5000])
+def test_row_selection_reads_exactly_what_the_clipped_frame_holds(n):
+    """Clipped column arrays (taken from the parent on first use) equal those read from a copied, clipped frame."""
+    events = _events_with_gaps(n, seed=n)
+    ids = pd.Index(["a", "b", "c"], dtype="string", name="person_id")
+    as_of = pd.Series(pd.to_datetime(["2024-06-30", "2025-12-31", "2023-01-05"]).astype("datetime64[s]"), index=ids)
+    parent = columns_of(events)
+    row_members(parent, ids)  # the parent's positions are cached first, as clipping does
+    selection = clip_to_as_of(parent, as_of)
+    copied = columns_of(events[as_of_mask(events, as_of)].reset_index(drop=True))
+    assert selection.n_rows == copied.n_rows and list(selection) == list(events.columns) and "code" in selection
+    for name in events.columns:
+        pd.testing.assert_extension_array_equal(selection[name], copied[name])
+        for na in (None, ""):
+            got, expected = object_values(selection, name, na), object_values(copied, name, na)
+            assert got.dtype == expected.dtype == object and got.tolist() == expected.tolist()
+    np.testing.assert_array_equal(row_members(selection, ids), row_members(copied, ids))
+    np.testing.assert_array_equal(event_days(selection), event_days(copied))
+    np.testing.assert_array_equal(event_seconds(selection), event_seconds(copied))
+    np.testing.assert_array_equal(event_seconds(selection, "end_date"), event_seconds(copied, "end_date"))
+    np.testing.assert_array_equal(event_supply(selection), event_supply(copied))
+    assert code_pair_index(selection)[1] == code_pair_index(copied)[1]
+    pd.testing.assert_frame_equal(selection.frame, copied.frame)
+
+
+def test_row_selection_of_a_selection_is_the_rows_of_both():
+    """Clipping twice keeps the rows both masks keep, with every per-row value taken through both."""
+    events = _events_with_gaps(200, seed=3)
+    ids = pd.Index(["a", "b"], dtype="string")
+    first = np.arange(200) % 3 != 0
+    second = np.arange(int(first.sum())) % 2 == 0
+    twice = columns_of(events).select_rows(first).select_rows(second)
+    once = columns_of(events[first].reset_index(drop=True)[second].reset_index(drop=True))
+    np.testing.assert_array_equal(row_members(twice, ids), row_members(once, ids))
+    assert object_values(twice, "code", "").tolist() == object_values(once, "code", "").tolist()
+    pd.testing.assert_extension_array_equal(twice["days_supply"], once["days_supply"])
+
+
+def test_row_selection_rejects_a_mask_of_the_wrong_shape():
+    """A mask that is not one boolean per row is an error, not a silent misalignment."""
+    columns = columns_of(_events_with_gaps(5, seed=1))
+    with pytest.raises(ValueError, match="boolean of length 5"):
+        columns.select_rows(np.ones(4, dtype=bool))
+    with pytest.raises(ValueError, match="boolean of length 5"):
+        columns.select_rows(np.arange(5))
+
+
+def test_shared_event_days_are_read_only():
+    """The day numbers every step shares cannot be changed by one of them."""
+    columns = columns_of(_events_with_gaps(10, seed=2))
+    for days in (event_days(columns), event_days(columns.select_rows(np.arange(10) % 2 == 0))):
+        with pytest.raises(ValueError):
+            days[0] = 0
+
+
+def test_column_arrays_are_what_frame_columns_hold():
+    """Each column read through columns_of is the array frame[name].array gives, for every dtype the event model uses."""
+    events = _events_with_gaps(20, seed=4).assign(
+        flag=np.arange(20) % 2 == 0,
+        value=np.linspace(0, 1, 20),
+        count=np.arange(20),
+        note=np.array([None, "x"] * 10, dtype=object),
+        stamp=pd.date_range("2024-01-01", periods=20, freq="D", tz="UTC"),
+        level=pd.Categorical(["a", "b"] * 10),
+    )
+    persons = conform_persons(pd.DataFrame({"person_id": ["a", "b"], "birth_date": ["1950-01-01", None], "sex": ["female", None]}))
+    for frame in (events, persons, events.iloc[5:]):
+        columns = columns_of(frame)
+        for name in frame.columns:
+            expected = frame[name].array
+            got = columns[name]
+            assert type(got) is type(expected) and got.dtype == expected.dtype
+            pd.testing.assert_extension_array_equal(got, expected)
+            if isinstance(expected, pd.arrays.DatetimeArray):
+                assert np.shares_memory(got.asi8, expected.asi8)
+            else:
+                assert got is expected or np.shares_memory(np.asarray(got), np.asarray(expected))
+    with pytest.raises(KeyError):
+        columns_of(events)["no_such_column"]
+    twice = pd.DataFrame([[1, 2]], columns=["x", "x"])
+    with pytest.raises(AttributeError):
+        _column_array(twice, "x")

@@ -12,6 +12,7 @@ from features.catalog import FEATURE_NAMES, FEATURE_SET_VERSION
 from features.codelists import load_codelists
 from features.events import conform_events, conform_persons
 from features.pipeline import FeatureSet, build_features, key_landmarks
+from tests.features.factories import dx, enrollment, fill, make_member, make_population, proc, regimen
 
 AS_OF = pd.Timestamp("2024-06-30")
 START = pd.Timestamp("2021-01-01")
@@ -251,3 +252,67 @@ def test_zero_members_give_empty_frames_with_their_columns():
     result = build_features(events_from([]), persons_for([]), as_of, load_codelists())
     assert len(result.features) == 0 and list(result.features.columns) == ["person_id", "as_of", *FEATURE_NAMES]
     assert len(result.lines) == 0 and "line_number" in result.lines.columns
+
+
+def _treated_member(person: str, death_date: str | None = None):
+    """An LBCL member with two lines of therapy and progression, some claims dated after AS_OF."""
+    return make_member(
+        person,
+        death_date=death_date,
+        events=[
+            enrollment("2020-01-01", "2026-12-31"),
+            dx("2021-03-01", "C83.38"), dx("2021-04-15", "C83.38"), dx("2023-05-01", "C83.38"),
+            regimen("2021-04-01", ["rituximab", "cyclophosphamide", "doxorubicin", "vincristine"], 6, 21),
+            regimen("2023-06-01", ["rituximab", "gemcitabine", "oxaliplatin"], 4, 21),
+            proc("2023-05-10", "78815"), proc("2024-05-20", "78815"),
+            fill("2024-06-01", "lenalidomide"),
+            dx("2024-08-01", "C83.38"), regimen("2024-09-01", ["polatuzumab vedotin", "bendamustine", "rituximab"], 3, 21),
+        ],
+    )
+
+
+def _frames(result: FeatureSet) -> dict[str, pd.DataFrame]:
+    return {name: getattr(result, name) for name in ("cohort", "lines", "treatment", "eligibility", "features")}
+
+
+def test_clipping_in_place_gives_exactly_the_outputs_of_prefiltered_inputs():
+    """Events after as_of, persons outside the batch and a later death, hidden by the pipeline, give exactly
+    (values and dtypes) the outputs of inputs from which they were removed beforehand, alone and in a batch."""
+    members = [_treated_member("p"), _treated_member("q", death_date="2025-02-01"), _treated_member("r")]
+    persons, events = make_population([*members, make_member("stranger")])
+    ids = ["p", "q", "r"]
+    as_of = pd.Series(AS_OF, index=pd.Index(ids, dtype="string", name="person_id"), name="as_of").astype("datetime64[s]")
+    codes = load_codelists()
+    assert (events["date"] > AS_OF).any()
+
+    kept_events = events[(events["date"] <= AS_OF) & events["person_id"].isin(ids)].reset_index(drop=True)
+    kept_persons = persons[persons["person_id"].isin(ids)].reset_index(drop=True)
+    kept_persons["death_date"] = pd.Series([pd.NaT] * len(kept_persons), dtype="datetime64[s]")
+    for together, prefiltered in (
+        (build_features(events, persons, as_of, codes), build_features(kept_events, kept_persons, as_of, codes)),
+        (
+            build_features(events[events["person_id"] == "q"].reset_index(drop=True), persons, as_of.iloc[1:2], codes),
+            build_features(kept_events[kept_events["person_id"] == "q"].reset_index(drop=True), kept_persons.iloc[1:2].reset_index(drop=True), as_of.iloc[1:2], codes),
+        ),
+    ):
+        for name, frame in _frames(together).items():
+            pd.testing.assert_frame_equal(frame, _frames(prefiltered)[name], check_exact=True, obj=name)
+    alone = _frames(build_features(events[events["person_id"] == "q"].reset_index(drop=True), persons, as_of.iloc[1:2], codes))
+    crowd = _frames(build_features(events, persons, as_of, codes))
+    for name in alone:
+        mine = crowd[name][crowd[name]["person_id"] == "q"].reset_index(drop=True)
+        pd.testing.assert_frame_equal(alone[name], mine, check_exact=True, obj=name)
+    assert len(alone["lines"]) == 2 and bool(alone["cohort"]["in_cohort"].iloc[0])
+
+
+def test_as_of_names_play_no_part():
+    """An as_of Series under any name, with any index name, gives the same outputs as one named as_of/person_id."""
+    member = _treated_member("p")
+    codes = load_codelists()
+    named = pd.Series([AS_OF], index=pd.Index(["p"], dtype="string", name="person_id"), name="as_of").astype("datetime64[s]")
+    unnamed = pd.Series([AS_OF], index=pd.Index(["p"], dtype="string"), dtype="datetime64[s]")
+    other_unit = pd.Series([AS_OF], index=["p"], name="when")
+    reference = _frames(build_features(member.events, member.persons, named, codes))
+    for as_of in (unnamed, other_unit):
+        for name, frame in _frames(build_features(member.events, member.persons, as_of, codes)).items():
+            pd.testing.assert_frame_equal(frame, reference[name], check_exact=True, obj=name)

@@ -157,6 +157,31 @@ def test_charlson_scores_members_independently():
     assert list(score_charlson(member, codes, 3, charlson)) == [1.0, 2.0, 0.0]
 
 
+@pytest.mark.parametrize("n", [0, 1, 40, 6000])
+def test_charlson_categories_of_each_code_as_looked_up_one_by_one(n):
+    """Looking up each distinct code once gives every code its own category (-1 for unknown, empty, short or missing codes)."""
+    charlson = load_charlson_codes()
+    pool = ["I21", "I219", "N184", "C787", "E1122", "E119", "ZZZ", "", "C8", "I50", None, float("nan")]
+    codes = np.array([pool[i] for i in np.random.default_rng(n).integers(0, len(pool), n)] if n else [], dtype=object)
+    expected = [charlson._lookup(str(c)) for c in codes.tolist()]
+    got = charlson.categorise(codes)
+    assert got.dtype == np.int64 and got.tolist() == expected
+    if n > 40:
+        assert set(expected) - {-1}, "the sample holds known codes"
+
+
+def test_code_tagger_tags_each_pair_as_its_own_lookup_on_every_call():
+    """Tags remembered from earlier calls equal a fresh lookup, and a missing system or code is untagged (-1)."""
+    tagger = build_code_tagger(load_codelists())
+    pairs = [("hcpcs", "78815"), ("icd10cm", "C9102"), ("hcpcs", "99999"), (None, "78815"), ("hcpcs", None), ("ms_drg", "016"), ("hcpcs", "38221")]
+    expected = [tagger.tag(*p) if p[0] is not None and p[1] is not None else -1 for p in pairs]
+    assert sum(t >= 0 for t in expected) >= 2
+    for _ in range(2):
+        found = tagger.tag_pairs(pairs)
+        assert found.dtype == np.int64 and found.tolist() == expected
+    assert tagger.tag_pairs([]).tolist() == []
+
+
 def test_demographic_levels_and_unknowns():
     """Sex and payer map to catalog level indices; unknown sex is NaN, an unlisted payer is 'other'."""
     persons = conform_persons(
@@ -301,3 +326,26 @@ class TestGeography:
         alone = np.array([nearest_center_miles(pd.Series([z], dtype="string"), centroids, centers)[0] for z in zips])
         np.testing.assert_array_equal(together, alone)
         assert np.isnan(together).sum() == sum(z in (None, "abc", "00000") for z in zips)
+
+
+def test_code_memos_stay_bounded_however_many_distinct_codes_arrive(monkeypatch):
+    """The per-process memos of (system, code) pairs are emptied once full, and still answer correctly."""
+    import features.memo
+    from features.codelists import load_codelists
+    from features.lines import encode_codes
+    from features.risk import build_code_tagger
+
+    monkeypatch.setattr(features.memo, "PAIR_MEMO_LIMIT", 50)
+    tagger = build_code_tagger(load_codelists())
+    expected = tagger.tag("icd10cm", "C8338")
+    for batch in range(10):
+        pairs = [("icd10cm", f"Z{batch}{i:03d}") for i in range(30)] + [("icd10cm", "C8338")]
+        tags = tagger.tag_pairs(pairs)
+        assert tags[-1] == expected
+        assert len(tagger.known) <= 50 + len(pairs)
+
+    memo: dict = {}
+    for batch in range(10):
+        events = pd.DataFrame({"code_system": ["icd10cm"] * 30, "code": [f"Y{batch}{i:03d}" for i in range(30)]})
+        encode_codes(events, lambda system, code: (1, 2), memo)
+        assert len(memo) <= 50 + 30
