@@ -10,16 +10,19 @@ Writes bench/results/service.md. What is measured:
   about 300 events who is in the cohort and not yet eligible, so the whole path runs: JSON parse
   and validation, claims -> events, cohort, lines of therapy, label eligibility, features,
   prediction, TreeSHAP, response JSON. Median and p99 latency with one client (sequential
-  requests), then throughput and latency with 8 concurrent clients. Run twice: as configured by
-  default (requests that queue behind a busy scorer are scored together) and with
-  ``CARTSCOUT_COALESCE_MAX_MEMBERS=1`` (each request its own pipeline call), side by side.
+  requests), then throughput and latency with 8 concurrent clients. Served twice: as configured
+  by default (requests that queue behind a busy scorer are scored together) and with
+  ``CARTSCOUT_COALESCE_MAX_MEMBERS=1`` (each request its own pipeline call).
 * baseline: the same booster saved as an MLflow LightGBM model and served by
   ``mlflow models serve --env-manager local``; one feature row per request (bare predict, no
   features, no SHAP, no rules); same client code, same figures.
+* the three servers run at once and take turns, round after round (``--rounds``); each figure is
+  the median over rounds, shown with the rounds' range, so drift of the machine's speed falls on
+  all of them alike.
 * in-process breakdown of one request (mapping, scoring, response model) and TreeSHAP cost per
   row by model size (trees x leaves), to show where the time goes and what model size buys.
 
-Usage: python bench/bench_service.py [--trees 132] [--leaves 7] [--seconds 10] [--requests 300] [--out FILE]
+Usage: python bench/bench_service.py [--trees 132] [--leaves 7] [--seconds 10] [--requests 300] [--rounds 3] [--out FILE]
 The clients run in this process; the servers are separate processes.
 """
 
@@ -216,6 +219,14 @@ def measure(url: str, body: bytes, headers: dict, requests: int, seconds: float,
     }
 
 
+def summarise(rounds: list[dict]) -> dict:
+    """Median over rounds of each figure, plus the range of the two headline ones."""
+    out = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    for key in ("median_ms", "concurrent_rps"):
+        out[f"{key}_range"] = (min(r[key] for r in rounds), max(r[key] for r in rounds))
+    return out
+
+
 def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * len(ordered))) - 1)]
 
@@ -396,6 +407,7 @@ APP_STAGES = (
     "  of which inside the scoring gate (validation, mapping, scoring)",
     "  of which outside it (median per request): middleware, routing, dependencies, auth, thread hops, response, log line, metrics",
 )
+SERVERS = ("ours", "alone", "theirs")
 SIZES = ((7, 100), (7, 132), (7, 300), (15, 300), (31, 100), (31, 300), (31, 600))
 
 
@@ -494,6 +506,7 @@ def main() -> None:
     parser.add_argument("--size-data", type=Path, help="contract directory (e.g. the 200k training bench population) for the accuracy vs model size table")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3, help="measurement rounds; the three servers take turns in each")
     args = parser.parse_args()
     import fastapi
     import lightgbm
@@ -523,33 +536,44 @@ def main() -> None:
     headers = {"Authorization": f"Bearer {API_KEY}", "content-type": "application/json"}
     body = json.dumps(member).encode()
 
-    def serve_and_measure(**settings: str) -> tuple[dict, dict]:
-        """(first answer, measurements) of ``cartscout serve`` started with these extra settings."""
-        port = free_port()
-        service_cmd = [str(BIN / "cartscout"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)]
-        service = start(service_cmd, {**env, **settings}, f"http://127.0.0.1:{port}/healthz", work / "service.log")
-        try:
-            ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
-            assert ready.get("model_version") == "1", ready
-            probe = httpx.post(f"http://127.0.0.1:{port}/v1/score", content=body, headers=headers, timeout=30).json()
-            return probe, measure(f"http://127.0.0.1:{port}/v1/score", body, headers, args.requests, args.seconds)
-        finally:
-            stop(service)
-
-    probe, ours = serve_and_measure()
-    _, alone = serve_and_measure(CARTSCOUT_COALESCE_MAX_MEMBERS="1")
+    def service_command(port: int) -> list[str]:
+        return [str(BIN / "cartscout"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)]
 
     baseline_dir = work / "baseline"
     mlflow.lightgbm.save_model(booster, str(baseline_dir))
-    bport = free_port()
-    mlflow_cmd = [str(BIN / "mlflow"), "models", "serve", "-m", str(baseline_dir), "--env-manager", "local", "--host", "127.0.0.1", "--port", str(bport), "--workers", str(args.workers)]
-    baseline = start(mlflow_cmd, env, f"http://127.0.0.1:{bport}/ping", work / "mlflow.log")
+    row = x.iloc[:1]
+    payload = json.dumps({"dataframe_split": {"columns": list(row.columns), "data": row.to_numpy().tolist()}}).encode()
+    ports = {name: free_port() for name in SERVERS}
+    launches = {
+        "ours": (service_command(ports["ours"]), env, "/healthz"),
+        "alone": (service_command(ports["alone"]), {**env, "CARTSCOUT_COALESCE_MAX_MEMBERS": "1"}, "/healthz"),
+        "theirs": (
+            [str(BIN / "mlflow"), "models", "serve", "-m", str(baseline_dir), "--env-manager", "local", "--host", "127.0.0.1", "--port", str(ports["theirs"]), "--workers", str(args.workers)],
+            env,
+            "/ping",
+        ),
+    }
+    calls = {
+        "ours": (f"http://127.0.0.1:{ports['ours']}/v1/score", body, headers),
+        "alone": (f"http://127.0.0.1:{ports['alone']}/v1/score", body, headers),
+        "theirs": (f"http://127.0.0.1:{ports['theirs']}/invocations", payload, {"content-type": "application/json"}),
+    }
+    servers = {}
     try:
-        row = x.iloc[:1]
-        payload = json.dumps({"dataframe_split": {"columns": list(row.columns), "data": row.to_numpy().tolist()}}).encode()
-        theirs = measure(f"http://127.0.0.1:{bport}/invocations", payload, {"content-type": "application/json"}, args.requests, args.seconds)
+        for name, (command, server_env, health) in launches.items():
+            servers[name] = start(command, server_env, f"http://127.0.0.1:{ports[name]}{health}", work / f"{name}.log")
+        ready = httpx.get(f"http://127.0.0.1:{ports['ours']}/readyz").json()
+        assert ready.get("model_version") == "1", ready
+        probe = httpx.post(calls["ours"][0], content=body, headers=headers, timeout=30).json()
+        # the servers take turns, round after round, so a slow spell of this shared machine falls on all of them
+        rounds = {name: [] for name in SERVERS}
+        for _ in range(args.rounds):
+            for name in SERVERS:
+                rounds[name].append(measure(*calls[name], args.requests, args.seconds))
     finally:
-        stop(baseline)
+        for process in servers.values():
+            stop(process)
+    ours, alone, theirs = (summarise(rounds[name]) for name in SERVERS)
     sizes = shap_cost()
     trade_off = size_trade_off(args.size_data) if args.size_data else None
 
@@ -565,9 +589,11 @@ def main() -> None:
         "",
         f"Member: {parts['events']} events after mapping (DLBCL, first-line R-CHOP, background care and fills), status `{probe.get('status')}`, "
         f"{len(probe.get('reasons', []))} SHAP reasons returned. Model: {args.trees} trees x {args.leaves} leaves over {x.shape[1]} features. "
-        f"Clients in the bench process, servers in their own processes on loopback, {args.workers} uvicorn worker(s) each.",
+        f"Clients in the bench process, servers in their own processes on loopback, {args.workers} uvicorn worker(s) each. "
+        f"All three servers run side by side and take turns over {args.rounds} rounds ({args.requests} sequential requests, then {args.seconds:g} s of 8 clients, per server per round); "
+        "each figure is the median over rounds, with the rounds' range in brackets: this shared VM's speed drifts by a third from minute to minute.",
         "",
-        "| server | what one request does | median ms (1 client) | p99 ms (1 client) | req/s (1 client) | req/s (8 clients) | median ms (8 clients) | p99 ms (8 clients) | failures |",
+        "| server | what one request does | median ms (1 client) | p99 ms (1 client) | req/s (1 client) | req/s (8 clients) | median ms (8 clients) | p99 ms (8 clients) | failures per round |",
         "|---|---|---|---|---|---|---|---|---|",
         f"| `cartscout serve` `/v1/score` | parse, validate, claims->events, cohort, lines, eligibility, features, predict, TreeSHAP, JSON | {cells(ours)} |",
         f"| the same, `CARTSCOUT_COALESCE_MAX_MEMBERS=1` (each request its own pipeline call) | the same | {cells(alone)} |",
@@ -626,10 +652,12 @@ def main() -> None:
 
 
 def cells(m: dict) -> str:
-    """A server's measurements as table cells."""
+    """A server's measurements (medians over rounds) as table cells, with the rounds' range of
+    the median latency and the throughput."""
+    (low, high), (rps_low, rps_high) = m["median_ms_range"], m["concurrent_rps_range"]
     return (
-        f"{m['median_ms']:.1f} | {m['p99_ms']:.1f} | {m['serial_rps']:.1f} | {m['concurrent_rps']:.1f} | "
-        f"{m['concurrent_median_ms']:.1f} | {m['concurrent_p99_ms']:.1f} | {m['failures']}"
+        f"{m['median_ms']:.1f} ({low:.1f}-{high:.1f}) | {m['p99_ms']:.1f} | {m['serial_rps']:.1f} | {m['concurrent_rps']:.1f} ({rps_low:.0f}-{rps_high:.0f}) | "
+        f"{m['concurrent_median_ms']:.1f} | {m['concurrent_p99_ms']:.1f} | {m['failures']:.0f}"
     )
 
 
