@@ -43,7 +43,8 @@ import pyarrow as pa
 from pandas.api.internals import create_dataframe_from_blocks
 
 from features.codelists import CodeLists
-from features.events import CODE_SYSTEMS, EVENT_KINDS, PAYER_TYPE_SYSTEM, PERSON_COLUMNS, PERSON_DTYPES, SETTINGS
+from features.columns import ArrayColumns
+from features.events import CODE_SYSTEMS, EVENT_COLUMNS, EVENT_KINDS, PAYER_TYPE_SYSTEM, PERSON_COLUMNS, PERSON_DTYPES, SETTINGS
 
 _WIDE = range(1, 26)
 _WIDE_COLUMNS = {prefix: tuple((i, f"{prefix}{i}") for i in _WIDE) for prefix in ("diagnosis_code_", "procedure_code_")}
@@ -74,6 +75,14 @@ def claims_to_events(eligibility: ClaimTable, medical: ClaimTable, pharmacy: Cla
     1-D array with one entry per row (how the API lays out a request: a DataFrame would cost more
     to build than the whole mapping of one member). Absent columns count as empty.
     """
+    events, persons = claims_to_event_columns(eligibility, medical, pharmacy, codes)
+    return events.frame, persons
+
+
+def claims_to_event_columns(eligibility: ClaimTable, medical: ClaimTable, pharmacy: ClaimTable, codes: CodeLists) -> tuple[ArrayColumns, pd.DataFrame]:
+    """:func:`claims_to_events` with the events as column arrays (``.frame`` is the very DataFrame
+    ``claims_to_events`` returns, built on first use): a request's pipeline reads the text columns
+    as Python objects, so building them as Arrow strings first would be paid for nothing."""
     eligibility, medical, pharmacy = _Table(eligibility), _Table(medical), _Table(pharmacy)
     spans = _Spans.of(eligibility)
     persons = _derive_persons(eligibility, spans)
@@ -83,7 +92,7 @@ def claims_to_events(eligibility: ClaimTable, medical: ClaimTable, pharmacy: Cla
         *_medical_events(medical, codes),
         _pharmacy_events(pharmacy),
     ]
-    return _events_frame(_Events.concat([p for p in parts if p is not None])), _persons_frame(persons)
+    return _event_columns(_Events.concat([p for p in parts if p is not None])), _persons_frame(persons)
 
 
 def derive_persons(eligibility: ClaimTable) -> pd.DataFrame:
@@ -826,15 +835,16 @@ def _frame(columns: dict[str, object], rows: int) -> pd.DataFrame:
     return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(rows), columns=_column_index(tuple(names)))
 
 
-def _events_frame(events: _Events) -> pd.DataFrame:
-    """The events frame in EVENT_DTYPES, sorted by person, date, kind, code system, code, claim, end date."""
+def _event_columns(events: _Events) -> ArrayColumns:
+    """The events in EVENT_DTYPES, sorted by person, date, kind, code system, code, claim, end date,
+    as column arrays; their DataFrame (Arrow-backed text) is built from the same arrays on demand."""
     person, code, claim = events.person_id, events.code, events.claim_id
     order = np.lexsort(
         (*_nat_last(events.end_date), claim.ranks(), code.ranks(), _SYSTEM_RANK[events.code_system], _KIND_RANK[events.kind], *_nat_last(events.date), person.ranks())
     )
     supply = events.days_supply[order]
     missing = np.isnan(supply)
-    text = {
+    texts = {
         "person_id": (person.index[order], person.values),
         "kind": (events.kind[order], _VOCABULARY_VALUES[EVENT_KINDS]),
         "code_system": (events.code_system[order], _VOCABULARY_VALUES[CODE_SYSTEMS]),
@@ -842,19 +852,18 @@ def _events_frame(events: _Events) -> pd.DataFrame:
         "setting": (events.setting[order], _VOCABULARY_VALUES[SETTINGS]),
         "claim_id": (claim.index[order], claim.values),
     }
-    text = dict(zip(text, _arrow_strings(list(text.values()), len(order))))
-    columns = {
-        "person_id": text["person_id"],
-        "kind": text["kind"],
+    arrays = {
         "date": events.date[order],
         "end_date": events.end_date[order],
-        "code_system": text["code_system"],
-        "code": text["code"],
-        "setting": text["setting"],
-        "claim_id": text["claim_id"],
         "days_supply": pd.arrays.IntegerArray(np.where(missing, 0, supply).astype(np.int32), missing),
     }
-    return _frame(columns, len(order))
+    rows = len(order)
+
+    def build_frame() -> pd.DataFrame:
+        text = dict(zip(texts, _arrow_strings(list(texts.values()), rows)))
+        return _frame({name: text[name] if name in text else arrays[name] for name in EVENT_COLUMNS}, rows)
+
+    return ArrayColumns(arrays, texts, EVENT_COLUMNS, rows, build_frame)
 
 
 def _persons_frame(persons: _Persons) -> pd.DataFrame:

@@ -100,7 +100,7 @@ class LandmarkInputs:
 
 
 def build_features(
-    events: pd.DataFrame,
+    events: pd.DataFrame | FrameColumns,
     persons: pd.DataFrame,
     as_of: pd.Series,
     codes: CodeLists,
@@ -113,7 +113,8 @@ def build_features(
 ) -> FeatureSet:
     """Derive cohort, lines, treatment summary, label eligibility and risk features as of each member's date.
 
-    ``events`` and ``persons`` are in the event model (``features.events``); ``as_of`` is indexed
+    ``events`` and ``persons`` are in the event model (``features.events``); ``events`` may also be
+    column arrays (``features.columns.ArrayColumns``, as a request maps them); ``as_of`` is indexed
     by ``person_id`` (one date per member; members absent from it are ignored). ``centers`` is the
     operator's CAR T centre list (``name, zip, latitude, longitude``), or, for callers that score
     repeatedly, its coordinates prepared once with ``features.geography.locate_centers``;
@@ -124,7 +125,8 @@ def build_features(
     as_of = _check_as_of(as_of)
     keys = as_of.index
     # each event column is read from the frame once, for clipping and every step after it
-    clipped = clip_to_as_of(columns_of(events if len(as_of) else events.iloc[:0]), as_of)
+    source = columns_of(events)
+    clipped = clip_to_as_of(source if len(as_of) else columns_of(source.frame.iloc[:0]), as_of)
     persons = _clip_persons(persons, as_of)  # read once for eligibility, distance and risk
     rules = rules if rules is not None else load_rules()
 

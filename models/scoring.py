@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features.codelists import CodeLists
-from features.columns import TextColumn, columns_of, n_rows, to_numpy
+from features.columns import FrameColumns, TextColumn, columns_of, n_rows, to_numpy
 from models.artifact import LoadedModel
 
 STATUSES = ("eligible_now", "likely_soon", "watch", "unlikely", "already_treated", "not_in_cohort")
@@ -193,7 +193,7 @@ def explain_rows(model: LoadedModel, matrix: np.ndarray, contributions: np.ndarr
 
 def score_members(
     model: LoadedModel,
-    events: pd.DataFrame,
+    events: pd.DataFrame | FrameColumns,
     persons: pd.DataFrame,
     as_of: pd.Series,
     centers: pd.DataFrame | None = None,
@@ -206,7 +206,8 @@ def score_members(
     """One result per member of ``as_of`` (same order): status, calibrated score, eligibility per
     product with reasons, lines of therapy and the top contributing factors.
 
-    ``events``/``persons`` are in the event model (``features.events``); ``as_of`` is indexed by
+    ``events``/``persons`` are in the event model (``features.events``), ``events`` as a DataFrame
+    or as a request's column arrays (``MemberHistory.event_columns``); ``as_of`` is indexed by
     person_id. ``centers`` (name, zip, latitude, longitude) enables the distance feature and
     defaults to the centre list the model was trained with; ZIP centroids default to the
     packaged table. ``codes`` defaults to the model's own code lists; a batch run passes the code

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from contract import code_formats
-from contract.mapping import claims_to_events
+from contract.mapping import claims_to_event_columns
 from features.codelists import CodeLists
+from features.columns import FrameColumns, n_rows, object_values, to_numpy
 from service.errors import InvalidInput
 from service.schemas import MAX_CODES_PER_CLAIM, MedicalClaimLine, PharmacyClaimLine, ScoreRequest
 
@@ -42,12 +43,19 @@ class ClaimTables:
 
 @dataclass(frozen=True)
 class MemberHistory:
-    """What scoring needs: events, persons and each member's as-of date (indexed by person_id)."""
+    """What scoring needs: events, persons and each member's as-of date (indexed by person_id).
 
-    events: pd.DataFrame
+    ``event_columns`` is what scoring reads (the pipeline takes the arrays as they are);
+    ``events`` is the same as a DataFrame, built on first use."""
+
+    event_columns: FrameColumns
     persons: pd.DataFrame
     as_of: pd.Series
     events_after_as_of: dict[str, int]
+
+    @property
+    def events(self) -> pd.DataFrame:
+        return self.event_columns.frame
 
 
 def build_claim_tables(members: Sequence[ScoreRequest], field_prefix: Sequence[str] = ()) -> ClaimTables:
@@ -132,18 +140,18 @@ def load_member_history(members: Sequence[ScoreRequest], codes: CodeLists, today
         loc = "".join(f"{p}" for p in field_prefix)
         raise InvalidInput("person_id appears more than once", errors=[{"field": f"{loc}[{first}].person_id", "rule": "unique", "message": "person_id must be unique within a batch"}])
     tables = build_claim_tables(members, field_prefix)
-    events, persons = claims_to_events(tables.eligibility, tables.medical_claim, tables.pharmacy_claim, codes)
-    dates = events["date"].to_numpy()
+    events, persons = claims_to_event_columns(tables.eligibility, tables.medical_claim, tables.pharmacy_claim, codes)
+    dates = to_numpy(events["date"])
     undated = np.isnat(dates)
     if undated.any():  # only the placeholder span of a member sent without enrollment
-        events = events[~(undated & events["kind"].eq("enrollment").to_numpy(dtype=bool))].reset_index(drop=True)
-        dates = events["date"].to_numpy()
+        events = events.select_rows(~(undated & (object_values(events, "kind") == "enrollment")))
+        dates = to_numpy(events["date"])
     limits = np.array([m.as_of or today for m in members], dtype="datetime64[D]").astype("datetime64[s]")
     as_of = pd.Series(limits, index=pd.Index(person_ids, name="person_id", dtype="string"), copy=False)
     # every event belongs to a member of the request; with one member no look-up is needed
-    member = np.zeros(len(events), dtype=np.intp) if len(members) == 1 else as_of.index.get_indexer(events["person_id"].array)
+    member = np.zeros(n_rows(events), dtype=np.intp) if len(members) == 1 else as_of.index.get_indexer(object_values(events, "person_id"))
     late = np.bincount(member[dates > limits[member]], minlength=len(members))
-    return MemberHistory(events=events, persons=persons, as_of=as_of, events_after_as_of={person_ids[i]: int(late[i]) for i in np.flatnonzero(late)})
+    return MemberHistory(event_columns=events, persons=persons, as_of=as_of, events_after_as_of={person_ids[i]: int(late[i]) for i in np.flatnonzero(late)})
 
 
 _ELIGIBILITY_COLUMNS = (

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from features.columns import FrameColumns
 from service.logging import MemberHasher, RequestRecord
 from service.metrics import ServiceMetrics
 from service.fhir import FhirHistory
@@ -24,7 +25,7 @@ TOP_REASONS = 5
 
 def score_histories(
     model: Any,
-    events: pd.DataFrame,
+    events: pd.DataFrame | FrameColumns,
     persons: pd.DataFrame,
     as_of: pd.Series,
     events_after_as_of: dict[str, int],

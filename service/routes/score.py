@@ -63,7 +63,7 @@ def score_waiting_members(state: ServiceState, requests: Sequence[tuple[bytes, R
         keyed = bodies if len(bodies) == 1 else [body.model_copy(update={"person_id": str(i)}) for i, body in enumerate(bodies)]
         history = load_member_history(keyed, model.codes, today=datetime.now(timezone.utc).date())
         results = score_histories(
-            model, history.events, history.persons, history.as_of, history.events_after_as_of,
+            model, history.event_columns, history.persons, history.as_of, history.events_after_as_of,
             records=records, metrics=state.metrics, hasher=state.hasher, person_ids=[body.person_id for body in bodies],
         )
         for position, result in zip(positions, results):
@@ -83,7 +83,7 @@ def score_batch(call: ScoringRequest) -> Response:
             raise InvalidInput(f"at most {limit} members per batch", errors=[{"field": "members", "rule": "max_length", "message": f"at most {limit} members per call"}])
         model = current_model(state)
         history = load_member_history(body.members, model.codes, today=datetime.now(timezone.utc).date(), field_prefix=("members",))
-        results = score_histories(model, history.events, history.persons, history.as_of, history.events_after_as_of, records=[record] * len(body.members), metrics=state.metrics, hasher=state.hasher)
+        results = score_histories(model, history.event_columns, history.persons, history.as_of, history.events_after_as_of, records=[record] * len(body.members), metrics=state.metrics, hasher=state.hasher)
     response = BatchScoreResponse(results=results, model_name=model.name, model_version=str(model.version), rules_version=model.rules_version)
     return json_response(response, keep=(body, history))
 

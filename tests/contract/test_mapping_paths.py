@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contract import mapping
-from contract.mapping import claims_to_events
+from contract.mapping import claims_to_event_columns, claims_to_events
+from features.columns import columns_of, object_values, to_numpy
 from features.codelists import load_codelists
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -107,6 +108,26 @@ def _map_both_ways(eligibility: dict, medical: dict, pharmacy: dict, small: int)
 def test_small_tables_map_as_the_batch_path_maps_them(tables):
     """Any request-sized tables give the same events and persons whether or not the small-input routes are taken."""
     _map_both_ways(*tables, small=0)
+
+
+@PROPERTY
+@given(tables=tables())
+def test_event_columns_read_as_the_events_frame_reads(tables):
+    """The request's event columns hold, column by column, what the batch's events frame holds, and build that very frame."""
+    frame, persons = claims_to_events(*tables, CODES)
+    columns, columns_persons = claims_to_event_columns(*tables, CODES)
+    assert list(columns) == list(frame.columns) and columns.n_rows == len(frame)
+    seen = columns_of(frame)
+    for name in ("person_id", "kind", "code_system", "code", "setting", "claim_id"):
+        expected = object_values(seen, name, None)
+        assert object_values(columns, name, None).tolist() == expected.tolist()
+        assert all(type(a) is type(b) for a, b in zip(object_values(columns, name, None), expected))
+    for name in ("date", "end_date"):
+        np.testing.assert_array_equal(to_numpy(columns[name]), to_numpy(seen[name]))
+        assert to_numpy(columns[name]).dtype == to_numpy(seen[name]).dtype
+    pd.testing.assert_extension_array_equal(columns["days_supply"], seen["days_supply"])
+    pd.testing.assert_frame_equal(columns.frame, frame, check_exact=True)
+    pd.testing.assert_frame_equal(columns_persons, persons, check_exact=True)
 
 
 @pytest.mark.parametrize("frames", [False, True])

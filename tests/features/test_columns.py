@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.columns import _column_array, code_pair_index, columns_of, object_values, positions, row_members
+from features.columns import _SMALL_KEYS, ArrayColumns, _column_array, code_pair_index, columns_of, object_values, positions, row_members
 from features.events import as_of_mask, clip_to_as_of, conform_persons, event_days
 from features.lines import event_seconds, event_supply
 
@@ -112,6 +112,49 @@ def test_row_selection_reads_exactly_what_the_clipped_frame_holds(n):
     np.testing.assert_array_equal(event_supply(selection), event_supply(copied))
     assert code_pair_index(selection)[1] == code_pair_index(copied)[1]
     pd.testing.assert_frame_equal(selection.frame, copied.frame)
+
+
+def _array_columns(events: pd.DataFrame) -> tuple[ArrayColumns, list]:
+    """``events`` as ArrayColumns (text as index/distinct-value pairs) and a log of frame builds."""
+    texts = {}
+    for name in ("person_id", "kind", "code_system", "code", "setting"):
+        index, values = pd.factorize(events[name])
+        texts[name] = (index, np.asarray(values, dtype=object))
+    arrays = {name: events[name].to_numpy() for name in ("date", "end_date")} | {"days_supply": events["days_supply"].array}
+    builds = []
+    return ArrayColumns(arrays, texts, tuple(events.columns), len(events), lambda: builds.append(1) or events), builds
+
+
+@pytest.mark.parametrize("n", [0, 7, 300, 5000])
+def test_array_columns_read_as_the_frame_they_stand_for(n):
+    """Column arrays read (whole and clipped) exactly as a DataFrame of the same events does, without building it."""
+    events = _events_with_gaps(n, seed=n)
+    ids = pd.Index(["a", "b", "c"], dtype="string", name="person_id")
+    as_of = pd.Series(pd.to_datetime(["2024-06-30", "2025-12-31", "2023-01-05"]).astype("datetime64[s]"), index=ids)
+    arrays, builds = _array_columns(events)
+    assert list(arrays) == list(events.columns) and arrays.n_rows == n and len(arrays) == 8 and "code" in arrays and "as_of" not in arrays
+    pairs = [(arrays, columns_of(events)), (clip_to_as_of(arrays, as_of), columns_of(events[as_of_mask(events, as_of)].reset_index(drop=True)))]
+    for got, expected in pairs:
+        for name in ("person_id", "kind", "code_system", "code", "setting"):
+            for na in (None, ""):
+                values, wanted = object_values(got, name, na), object_values(expected, name, na)
+                assert values.dtype == object and values.tolist() == wanted.tolist()
+        np.testing.assert_array_equal(row_members(got, ids), row_members(expected, ids))
+        np.testing.assert_array_equal(event_days(got), event_days(expected))
+        np.testing.assert_array_equal(event_seconds(got, "end_date"), event_seconds(expected, "end_date"))
+        np.testing.assert_array_equal(event_supply(got), event_supply(expected))
+        assert code_pair_index(got)[1] == code_pair_index(expected)[1]
+    # a request's few hundred rows never need the DataFrame; large inputs factorise pandas arrays
+    assert len(builds) == (0 if n <= _SMALL_KEYS else 1)
+    for got, expected in pairs:  # any other column read as objects is the DataFrame's (dates as Timestamps)
+        for name in events.columns:
+            values, wanted = object_values(got, name, None), object_values(expected, name, None)
+            assert values.tolist() == wanted.tolist() and [type(v) for v in values] == [type(v) for v in wanted]
+    pd.testing.assert_extension_array_equal(arrays["code"], columns_of(events)["code"])  # a pandas text array needs it
+    pd.testing.assert_frame_equal(clip_to_as_of(arrays, as_of).frame, events[as_of_mask(events, as_of)].reset_index(drop=True))
+    assert builds == [1]  # built once, then kept
+    with pytest.raises(KeyError):
+        arrays["as_of"]
 
 
 def test_row_selection_of_a_selection_is_the_rows_of_both():

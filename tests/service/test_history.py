@@ -54,3 +54,49 @@ def test_malformed_codes_are_listed_by_column_then_row():
         "medical_claims[2].diagnosis_codes[1]",
         "pharmacy_claims[0].ndc_code",
     ]
+
+
+def _frame_history(members, codes, today):
+    """The request's events as the batch maps them: a DataFrame, undated placeholder spans dropped, late events counted."""
+    from contract.mapping import claims_to_events
+    from service.history import build_claim_tables
+
+    tables = build_claim_tables(members)
+    events, persons = claims_to_events(tables.eligibility, tables.medical_claim, tables.pharmacy_claim, codes)
+    events = events[~(events["date"].isna() & events["kind"].eq("enrollment")).to_numpy(dtype=bool)].reset_index(drop=True)
+    limits = {m.person_id: pd.Timestamp(m.as_of or today) for m in members}
+    late = events[events["date"] > events["person_id"].map(limits)].groupby("person_id").size()
+    return events, persons, {str(k): int(v) for k, v in late.items()}
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["relapsed", "no_enrollment", "events_after_as_of", "two_members", "empty"],
+)
+def test_event_columns_score_exactly_as_the_events_frame(case, model_dir):
+    """A request scored from the mapped column arrays gives the very results the events DataFrame gives."""
+    from models.artifact import artifact_paths, load_model_files
+    from models.scoring import score_members
+
+    from .factories import R_CHOP, make_member
+
+    member = relapsed_dlbcl_member()
+    members = [member]
+    if case == "no_enrollment":
+        member.pop("enrollment")
+    elif case == "events_after_as_of":
+        member["medical_claims"].append({**member["medical_claims"][-1], "claim_id": "future", "claim_start_date": "2031-01-01", "claim_end_date": "2031-01-01"})
+    elif case == "two_members":
+        members.append(make_member("member-2", lines=((date(2024, 2, 1), R_CHOP),), as_of=date(2024, 12, 1)))
+    elif case == "empty":
+        members = [{"person_id": "empty", "demographics": {"birth_date": "1970-01-01"}}]
+    requests = [ScoreRequest.model_validate(m) for m in members]
+    model = load_model_files(artifact_paths(model_dir), version="1", source="test artifact")
+    history = load_member_history(requests, model.codes, date(2024, 11, 1))
+    events, persons, late = _frame_history(requests, model.codes, date(2024, 11, 1))
+    pd.testing.assert_frame_equal(history.events, events, check_exact=True)
+    pd.testing.assert_frame_equal(history.persons, persons, check_exact=True)
+    assert history.events_after_as_of == late
+    from_columns = score_members(model, history.event_columns, history.persons, history.as_of, num_threads=1)
+    from_frame = score_members(model, events, persons, history.as_of, num_threads=1)
+    assert from_columns == from_frame
