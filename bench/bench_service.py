@@ -259,7 +259,7 @@ def percentile(ordered: list[float], q: float) -> float:
 def breakdown(artifact: Path, member: dict, repeats: int = 50) -> dict:
     """Median in-process cost of the stages of one request (``build_features`` is timed by a
     separate call on the same input: it is the pipeline's share of ``score_members``)."""
-    from contract.mapping import claims_to_events
+    from contract.mapping import claims_to_event_columns
     from features.pipeline import build_features
     from models.artifact import artifact_paths, load_model_files
     from models.scoring import score_members
@@ -275,7 +275,7 @@ def breakdown(artifact: Path, member: dict, repeats: int = 50) -> dict:
         t1 = time.perf_counter()
         tables = build_claim_tables([request])
         t2 = time.perf_counter()
-        events, persons = claims_to_events(tables.eligibility, tables.medical_claim, tables.pharmacy_claim, model.codes)
+        events, persons = claims_to_event_columns(tables.eligibility, tables.medical_claim, tables.pharmacy_claim, model.codes)
         t3 = time.perf_counter()
         as_of = pd.Series([pd.Timestamp(request.as_of)], index=pd.Index([request.person_id], dtype="string", name="person_id"), dtype="datetime64[s]")
         results = score_members(model, events, persons, as_of, num_threads=1)
@@ -289,7 +289,7 @@ def breakdown(artifact: Path, member: dict, repeats: int = 50) -> dict:
     warm = []
     for _ in range(repeats * 4):
         t = time.perf_counter()
-        claims_to_events(tables.eligibility, tables.medical_claim, tables.pharmacy_claim, model.codes)
+        claims_to_event_columns(tables.eligibility, tables.medical_claim, tables.pharmacy_claim, model.codes)
         warm.append((time.perf_counter() - t) * 1000)
     history = load_member_history([request], model.codes, date(2024, 7, 1))
     return {
@@ -392,7 +392,7 @@ BEFORE = {
     "stages": {
         "parse + validate JSON (pydantic)": "0.81",
         "lay out contract tables, check code formats (service.history)": "3.85",
-        "claims -> events (contract.mapping.claims_to_events)": "6.93",
+        "claims -> events (contract.mapping.claims_to_events; since 07:30Z its column arrays, claims_to_event_columns, as the service maps)": "6.93",
         "score_members (cohort, lines, eligibility, features, predict, TreeSHAP, result records)": "27.43",
         "response model + JSON": "0.17",
     },
@@ -410,7 +410,7 @@ BEFORE_OVERHEAD = {
     "stages": {
         "parse + validate JSON (pydantic)": "0.82",
         "lay out contract tables, check code formats (service.history)": "0.83",
-        "claims -> events (contract.mapping.claims_to_events)": "3.25",
+        "claims -> events (contract.mapping.claims_to_events; since 07:30Z its column arrays, claims_to_event_columns, as the service maps)": "3.25",
         "score_members (cohort, lines, eligibility, features, predict, TreeSHAP, result records)": "8.67",
         "  of which build_features (timed alone on the same input)": "7.11",
         "response model + JSON": "0.13",
@@ -421,7 +421,7 @@ BEFORE_OVERHEAD = {
 STAGES = (
     "parse + validate JSON (pydantic)",
     "lay out contract tables, check code formats (service.history)",
-    "claims -> events (contract.mapping.claims_to_events)",
+    "claims -> events (contract.mapping.claims_to_events; since 07:30Z its column arrays, claims_to_event_columns, as the service maps)",
     "score_members (cohort, lines, eligibility, features, predict, TreeSHAP, result records)",
     "  of which build_features (timed alone on the same input)",
     "response model + JSON",
