@@ -136,6 +136,15 @@ class _Table:
         return values if isinstance(values, np.ndarray) else _object_array(values)
 
 
+def _clean_position(value, transform: Callable[[str], str] | None, position: dict[str, int]) -> int:
+    """The index of ``value`` stripped and transformed among the distinct values in ``position``
+    (added when new); -1 when it is blank."""
+    text = str(value).strip()
+    if text and transform is not None:
+        text = transform(text)
+    return position.setdefault(text, len(position)) if text else -1
+
+
 def _object_array(values) -> np.ndarray:
     """A 1-D object array of ``values`` as they are (never a 2-D array of nested sequences)."""
     out = np.empty(len(values), dtype=object)
@@ -171,13 +180,8 @@ class _Text:
         position: dict[str, int] = {}
         remap = dict.fromkeys(values)
         for value in remap:
-            if value is None or value is pd.NA or value != value:
-                remap[value] = -1
-                continue
-            text = str(value).strip()
-            if text and transform is not None:
-                text = transform(text)
-            remap[value] = position.setdefault(text, len(position)) if text else -1
+            missing = value is None or value is pd.NA or value != value
+            remap[value] = -1 if missing else _clean_position(value, transform, position)
         distinct = np.empty(len(position), dtype=object)
         distinct[:] = list(position)
         if len(remap) == 1:  # one value on every row (a request's person, source, claim type): no look-ups
@@ -189,10 +193,7 @@ class _Text:
         position: dict[str, int] = {}
         remap = []
         for value in self.values.tolist():
-            text = str(value).strip()
-            if text and transform is not None:
-                text = transform(text)
-            remap.append(position.setdefault(text, len(position)) if text else -1)
+            remap.append(_clean_position(value, transform, position))
         remap.append(-1)
         return _Text(np.array(remap, dtype=np.intp)[self.index], np.array(list(position), dtype=object))
 

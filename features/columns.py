@@ -151,16 +151,22 @@ def columns_of(source: pd.DataFrame | Columns) -> Columns:
 
 
 class FrameColumns(Mapping):
-    """A DataFrame seen as a mapping of column arrays; each column is read on first use only."""
+    """A DataFrame seen as a mapping of column arrays; each column is read on first use only.
+
+    Subclasses hold their columns otherwise and build the DataFrame only when ``.frame`` is read
+    (``_build_frame``); the mapping protocol, the row count and the caches are this class's.
+    """
 
     def __init__(self, frame: pd.DataFrame):
-        self._frame = frame
+        self._frame: pd.DataFrame | None = frame
+        self._names = frame.columns
+        self._n = len(frame)
         self._cache: dict[str, object] = {}
 
     def __getitem__(self, name: str):
         hit = self._cache.get(name)
         if hit is None:
-            hit = self._cache[name] = _column_array(self._frame, name)
+            hit = self._cache[name] = _column_array(self.frame, name)
         return hit
 
     def objects(self, name: str, na_value) -> np.ndarray:
@@ -192,20 +198,25 @@ class FrameColumns(Mapping):
 
     @property
     def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = self._build_frame()
         return self._frame
+
+    def _build_frame(self) -> pd.DataFrame:
+        raise NotImplementedError  # only subclasses start without a frame
 
     @property
     def n_rows(self) -> int:
-        return len(self._frame)
+        return self._n
 
     def __iter__(self):
-        return iter(self._frame.columns)
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self._frame.columns)
+        return len(self._names)
 
     def __contains__(self, name) -> bool:
-        return name in self._frame.columns
+        return name in self._names
 
 
 class ArrayColumns(FrameColumns):
@@ -240,25 +251,6 @@ class ArrayColumns(FrameColumns):
         index, values = text
         return np.append(values, None)[index]  # index -1 (missing) lands on the appended None
 
-    @property
-    def frame(self) -> pd.DataFrame:
-        if self._frame is None:
-            self._frame = self._build_frame()
-        return self._frame
-
-    @property
-    def n_rows(self) -> int:
-        return self._n
-
-    def __iter__(self):
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __contains__(self, name) -> bool:
-        return name in self._names
-
 
 class RowSelection(FrameColumns):
     """Some rows of a :class:`FrameColumns`, each column taken from the parent's on first use.
@@ -274,9 +266,10 @@ class RowSelection(FrameColumns):
         if keep.dtype != bool or keep.shape != (parent.n_rows,):
             raise ValueError(f"row mask must be boolean of length {parent.n_rows}")
         self._parent, self._keep = parent, keep
-        self._cache = {}
+        self._names = parent._names
         self._n = int(np.count_nonzero(keep))
         self._frame = None
+        self._cache = {}
 
     def __getitem__(self, name: str):
         hit = self._cache.get(name)
@@ -302,25 +295,9 @@ class RowSelection(FrameColumns):
     def parent(self) -> FrameColumns:
         return self._parent
 
-    @property
-    def frame(self) -> pd.DataFrame:
-        """The selected rows as a DataFrame (index 0..n-1), built on first use only."""
-        if self._frame is None:
-            self._frame = self._parent.frame[self._keep].reset_index(drop=True)
-        return self._frame
-
-    @property
-    def n_rows(self) -> int:
-        return self._n
-
-    def __iter__(self):
-        return iter(self._parent)
-
-    def __len__(self) -> int:
-        return len(self._parent)
-
-    def __contains__(self, name) -> bool:
-        return name in self._parent
+    def _build_frame(self) -> pd.DataFrame:
+        """The selected rows as a DataFrame (index 0..n-1)."""
+        return self._parent.frame[self._keep].reset_index(drop=True)
 
 
 def object_values(columns: Columns, name: str, na_value=None) -> np.ndarray:
