@@ -76,13 +76,14 @@ def claims_to_events(eligibility: ClaimTable, medical: ClaimTable, pharmacy: Cla
     to build than the whole mapping of one member). Absent columns count as empty.
     """
     events, persons = claims_to_event_columns(eligibility, medical, pharmacy, codes)
-    return events.frame, persons
+    return events.frame, persons.frame
 
 
-def claims_to_event_columns(eligibility: ClaimTable, medical: ClaimTable, pharmacy: ClaimTable, codes: CodeLists) -> tuple[ArrayColumns, pd.DataFrame]:
-    """:func:`claims_to_events` with the events as column arrays (``.frame`` is the very DataFrame
-    ``claims_to_events`` returns, built on first use): a request's pipeline reads the text columns
-    as Python objects, so building them as Arrow strings first would be paid for nothing."""
+def claims_to_event_columns(eligibility: ClaimTable, medical: ClaimTable, pharmacy: ClaimTable, codes: CodeLists) -> tuple[ArrayColumns, ArrayColumns]:
+    """:func:`claims_to_events` with events and persons as column arrays (each ``.frame`` is the
+    very DataFrame ``claims_to_events`` returns, built on first use): a request's pipeline reads
+    the text columns as Python objects, so building them as Arrow strings first would be paid for
+    nothing."""
     eligibility, medical, pharmacy = _Table(eligibility), _Table(medical), _Table(pharmacy)
     spans = _Spans.of(eligibility)
     persons = _derive_persons(eligibility, spans)
@@ -92,7 +93,7 @@ def claims_to_event_columns(eligibility: ClaimTable, medical: ClaimTable, pharma
         *_medical_events(medical, codes),
         _pharmacy_events(pharmacy),
     ]
-    return _event_columns(_Events.concat([p for p in parts if p is not None])), _persons_frame(persons)
+    return _event_columns(_Events.concat([p for p in parts if p is not None])), _person_columns(persons)
 
 
 def derive_persons(eligibility: ClaimTable) -> pd.DataFrame:
@@ -497,7 +498,7 @@ class _Spans:
 def _derive_persons(eligibility: _Table, spans: _Spans) -> _Persons:
     person = spans.person
     # spans in order of person_id as text (missing last), then start and end (NaT last)
-    person_rank = np.append(np.argsort(np.argsort(person.values.astype(str))), len(person.values))[person.index]
+    person_rank = person.ranks()
     order = np.lexsort((*_nat_last(spans.end), *_nat_last(spans.start), person_rank))
     ranked = person_rank[order]
     starts = np.flatnonzero(np.append(True, ranked[1:] != ranked[:-1])) if len(order) else order
@@ -565,8 +566,8 @@ def _medical_events(medical: _Table, codes: CodeLists) -> list[_Events | None]:
     claims = _read_claims(medical)
     header = claims.header
     return [
-        _diagnosis_events(claims, medical, _Text.of(medical, "diagnosis_code_type", str.lower).take(header)),
-        _icd_procedure_events(claims, medical, _Text.of(medical, "procedure_code_type", str.lower).take(header)),
+        _diagnosis_events(claims, medical),
+        _icd_procedure_events(claims, medical),
         _line_events(claims, codes),
         _drg_events(claims, _Text.of(medical, "drg_code", lambda c: _normal_code(c).zfill(3)).take(header), _Text.of(medical, "drg_code_type", str.lower).take(header)),
         _stay_events(claims),
@@ -644,23 +645,30 @@ def _header_events(claims: _Claims, rows: np.ndarray, kind: str, code_system: st
     )
 
 
-def _wide_codes(claims: _Claims, medical: _Table, prefix: str, usable: np.ndarray) -> tuple[np.ndarray, _Text, np.ndarray]:
-    """The 25 wide code columns of the claim headers in long form: (row, code, column number).
+_NO_ROWS = np.empty(0, dtype=np.intp)
+_NO_ROWS.setflags(write=False)
+
+
+def _wide_codes(claims: _Claims, medical: _Table, prefix: str, type_column: str, icd9: str) -> tuple[np.ndarray, _Text, np.ndarray]:
+    """The 25 wide code columns of the claim headers in long form: (row, code, column number),
+    leaving out the codes of claims whose ``type_column`` says ``icd9``.
 
     Column-major, as the columns are numbered: every claim's first code, then every second, ...
     """
     present = [(i, column) for i, column in _WIDE_COLUMNS[prefix] if column in medical.columns]
+    if not present:  # no claim has such codes (a request without procedures): nothing to read
+        return _NO_ROWS, _Text.repeated(None, 0), _NO_ROWS
     header = claims.header
+    usable = ~_Text.of(medical, type_column, str.lower).take(header).test(icd9.__eq__)
     code = _Text.concat([_Text.of(medical, column, _normal_code).take(header) for _, column in present])
-    keep = code.present() & np.tile(usable, len(present))
-    rows = np.tile(header, len(present))[keep]
+    keep = code.present() & np.concatenate([usable] * len(present))
+    rows = np.concatenate([header] * len(present))[keep]
     column = np.repeat(np.array([i for i, _ in present], dtype=np.intp), len(header))[keep]
     return rows, code.take(keep), column
 
 
-def _diagnosis_events(claims: _Claims, medical: _Table, dx_type: _Text) -> _Events | None:
-    usable = ~dx_type.test(lambda t: t == "icd-9-cm")
-    rows, code, _ = _wide_codes(claims, medical, "diagnosis_code_", usable)
+def _diagnosis_events(claims: _Claims, medical: _Table) -> _Events | None:
+    rows, code, _ = _wide_codes(claims, medical, "diagnosis_code_", "diagnosis_code_type", "icd-9-cm")
     once = _first_occurrence(claims.key[rows], code.index)
     if not once.any():
         return None
@@ -668,9 +676,8 @@ def _diagnosis_events(claims: _Claims, medical: _Table, dx_type: _Text) -> _Even
     return _header_events(claims, rows, "diagnosis", "icd10cm", code.take(once), claims.start[rows])
 
 
-def _icd_procedure_events(claims: _Claims, medical: _Table, px_type: _Text) -> _Events | None:
-    usable = ~px_type.test(lambda t: t == "icd-9-pcs")
-    rows, code, column = _wide_codes(claims, medical, "procedure_code_", usable)
+def _icd_procedure_events(claims: _Claims, medical: _Table) -> _Events | None:
+    rows, code, column = _wide_codes(claims, medical, "procedure_code_", "procedure_code_type", "icd-9-pcs")
     if not len(rows):
         return None
     date = claims.start[rows]
@@ -865,6 +872,18 @@ def _event_columns(events: _Events) -> ArrayColumns:
         return _frame({name: text[name] if name in text else arrays[name] for name in EVENT_COLUMNS}, rows)
 
     return ArrayColumns(arrays, texts, EVENT_COLUMNS, rows, build_frame)
+
+
+def _person_columns(persons: _Persons) -> ArrayColumns:
+    """The persons as column arrays; their DataFrame (:func:`_persons_frame`) is built on demand.
+
+    A request's pipeline reads every person column as arrays or Python objects: building the
+    DataFrame's Arrow strings and converting them back cost ~0.2 ms of a one-member request."""
+    rows = len(persons.person_id)
+    every = np.arange(rows)  # text is already one object per row (None = missing)
+    texts = {c: (every, getattr(persons, c)) for c in PERSON_COLUMNS if PERSON_DTYPES[c] == "string"}
+    arrays = {c: getattr(persons, c) for c in PERSON_COLUMNS if c not in texts}
+    return ArrayColumns(arrays, texts, PERSON_COLUMNS, rows, lambda: _persons_frame(persons))
 
 
 def _persons_frame(persons: _Persons) -> pd.DataFrame:

@@ -51,8 +51,10 @@ Exclusions (``in_cohort`` is False, ``exclusion`` names the reason):
   ``lineage_known`` is True for B_ALL only when a B-lineage-targeted drug was given
   (``CohortConfig.b_lineage_drugs``: blinatumomab, inotuzumab, rituximab).
 
-Everything is array work over all members at once (segments of a (person, group) sort), so one
-member and a million members run the same code.
+Everything is array work over all members at once, so one member and a million members run the
+same code: diagnosis codes are matched once per distinct (code_system, code) pair, one compiled
+pass aggregates the segments of a (person, group, day) sort, and the hierarchy is one matrix of
+its rules' conditions (first rule that fires wins).
 """
 
 from __future__ import annotations
@@ -61,12 +63,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit
 from pydantic import BaseModel, ConfigDict
 
 from features.codelists import CodeLists, normalise_code
 from features.columns import STR, TextColumn, code_pair_index, columns_of, frame_from_columns, object_values, row_members
 from features.events import event_days
-from features.memo import IdentityMemo
+from features.memo import IdentityMemo, bounded
 
 COHORT_COLUMNS = (
     "person_id",
@@ -105,6 +108,27 @@ _G = {g: i for i, g in enumerate(_GROUPS)}
 _SPECIFIC = ("LBCL", "FL_3B_LBCL", "MCL", "B_ALL", "MM", "CLL_SLL", "MZL", "MZL_or_SLL", "FL")
 # True at a specific group's index; the extra last entry is where "no group" (-1) lands
 _IS_SPECIFIC = np.array([g in _SPECIFIC for g in _GROUPS] + [False])
+# The disease hierarchy, first match wins: (disease assigned, group whose claims decide it).
+_RULES = (
+    ("LBCL", "LBCL"),
+    ("LBCL", "FL_3B_LBCL"),
+    ("MCL", "MCL"),
+    ("B_ALL", "B_ALL"),
+    ("MM", "MM"),
+    ("CLL_SLL", "CLL_SLL"),
+    ("MZL", "MZL"),
+    ("CLL_SLL", "MZL_or_SLL"),  # only with a CLL signal: subtype SLL
+    ("MZL", "MZL_or_SLL"),
+    ("FL", "FL"),
+    ("LBCL", "LBCL_possible"),  # only with anti-CD20 and anthracycline exposure and no Hodgkin
+    ("LBCL", "PCNSL"),  # PCNSL alone: an LBCL-type patient whom every LBCL label excludes
+)
+_RULE_SLL, _RULE_LBCL_POSSIBLE = 7, 10
+_SUBTYPE_TRANSFORMED_FL, _SUBTYPE_SLL = 1, 2
+_FL_THEN_LBCL = np.array([_G["FL"], _G["FL_3B_LBCL"], _G["LBCL"]])
+# per rule, and a last entry for "no rule fired"
+_RULE_GROUP = np.array([_G[g] for _, g in _RULES] + [-1])
+_RULE_DISEASE = np.array([d for d, _ in _RULES] + [""])
 _COUNTED_ROLES = frozenset({"index_dx", "relapse_marker", "remission_marker", "exclusion"})
 _NOT_ANTICANCER = frozenset({"steroid", "supportive", "noc", "other"})
 _NONE = -(2**31)  # missing day
@@ -153,8 +177,9 @@ class _Lookup:
     dx: dict[str, tuple[int, int]]  # prefix -> (group index or -1, subtype index)
     dx_prefix_lengths: tuple[int, ...]
     exclusion_prefixes: tuple[str, ...]
-    subtypes: tuple[str, ...]
+    subtypes: np.ndarray  # subtype names (str), by index
     drugs: dict[tuple[str, str], tuple[bool, bool, bool, bool, bool]]  # (system, code) -> drug flags
+    matches: dict[str | None, tuple[int, int, bool]]  # memo: code -> (group, subtype, hides) of _match
 
 
 _LOOKUPS = IdentityMemo()
@@ -182,14 +207,13 @@ def cohort_columns(events, persons, as_of: pd.Series, codes: CodeLists, config: 
     del persons  # the case definition uses claims only
     events = columns_of(events)
     ids = as_of.index
-    if not ids.is_unique:
+    if len(ids) > 1 and not ids.is_unique:  # one key: skip building the index's hash table
         raise ValueError("as_of index (person_id) has duplicated values")
     n = len(ids)
     config = config if config is not None else DEFAULT_CONFIG
     lookup = _compile(codes, config)
     pidx = row_members(events, ids)
     kind = object_values(events, "kind", "")
-    code = object_values(events, "code", "")
     day = event_days(events)
 
     is_drug = ((kind == "drug_admin") | (kind == "drug_fill")) & (pidx >= 0)
@@ -197,7 +221,7 @@ def cohort_columns(events, persons, as_of: pd.Series, codes: CodeLists, config: 
     therapy_keys, lineage, cd20, anthra, cll_drug = _person_drug_facts(flags, pidx, day, n)
 
     is_dx = (kind == "diagnosis") & (pidx >= 0)
-    group, subtype, hides = _map_diagnoses(code[is_dx], lookup)
+    group, subtype, hides = _map_diagnoses(events, is_dx, lookup)
     keep = group >= 0
     dxp = pidx[is_dx][keep]
     dxd = day[is_dx][keep]
@@ -212,9 +236,8 @@ def cohort_columns(events, persons, as_of: pd.Series, codes: CodeLists, config: 
     seg_of[seg["person"], seg["group"]] = np.arange(len(seg["person"]))
 
     cll_signal = cll_drug | (seg_of[:, _G["CLL_SLL"]] >= 0)
-    disease, sub, chosen = _assign(qualifies, seg_of, seg, lookup, cd20 & anthra, cll_signal)
+    disease, sub, chosen, chosen_seg = _assign(qualifies, seg_of, seg, lookup, cd20 & anthra, cll_signal)
     exclusion = _exclusions(qualifies, disease, chosen, lineage)
-    chosen_seg = np.where(chosen >= 0, seg_of[np.arange(n), np.maximum(chosen, 0)], -1)
     first_day = _pick(seg["first"], chosen_seg, _NONE)
     evidence = _describe(qualifies, seg_of, seg, chosen, exclusion, config)
 
@@ -253,7 +276,7 @@ def _compile(codes: CodeLists, config: CohortConfig) -> _Lookup:
 def _build_lookup(codes: CodeLists, config: CohortConfig) -> _Lookup:
     dx = codes.diagnoses
     known = set(dx["prefix"])
-    subtypes = ["", "transformed_FL", "SLL"]
+    subtypes = ["", "transformed_FL", "SLL"]  # indices 0, _SUBTYPE_TRANSFORMED_FL, _SUBTYPE_SLL
     by_prefix: dict[str, int] = {}
     for prefix, name in config.subtype_by_prefix:
         p = normalise_code(prefix)
@@ -294,24 +317,37 @@ def _build_lookup(codes: CodeLists, config: CohortConfig) -> _Lookup:
         dx=table,
         dx_prefix_lengths=tuple(sorted({len(p) for p in table}, reverse=True)),
         exclusion_prefixes=exclusion_prefixes,
-        subtypes=tuple(subtypes),
+        subtypes=np.array(subtypes),
         drugs=drugs,
+        matches={},
     )
 
 
-def _map_diagnoses(dx_code: np.ndarray, lookup: _Lookup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Longest-prefix match on the unique codes only, then broadcast back.
+def _map_diagnoses(events, is_dx: np.ndarray, lookup: _Lookup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group, subtype and ``hides`` of each diagnosis row: a longest-prefix match per distinct
+    (code_system, code) pair (the pairs every step shares), remembered across calls.
 
     ``hides`` marks a code that is a proper ancestor of an exclusion code (C83.39 before the
     FY2025 split holds PCNSL without saying so).
     """
-    index, uniques = pd.factorize(dx_code)
-    # the trailing "no match" entry is where a missing code (index -1) lands
-    found = [_match(c, lookup) for c in uniques.tolist()] + [(-1, 0, False)]
-    group = np.array([f[0] for f in found], dtype=np.int64)[index]
-    subtype = np.array([f[1] for f in found], dtype=np.int64)[index]
-    hides = np.array([f[2] for f in found], dtype=bool)[index]
-    return group, subtype, hides
+    if not is_dx.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
+    rows, pairs = code_pair_index(events)
+    dx_rows = rows[is_dx]
+    used = np.zeros(len(pairs), dtype=bool)
+    used[dx_rows] = True  # the pairs of drug and procedure rows are never matched
+    memo = bounded(lookup.matches)
+    found = []
+    for (_, code), wanted in zip(pairs, used.tolist()):
+        hit = memo.get(code) if wanted else _NO_MATCH
+        if hit is None:
+            hit = memo[code] = _match(code, lookup) if code is not None else _NO_MATCH
+        found.append(hit)
+    table = np.array(found, dtype=np.int64)[dx_rows]
+    return table[:, 0], table[:, 1], table[:, 2].astype(bool)
+
+
+_NO_MATCH = (-1, 0, False)
 
 
 def _match(code: str, lookup: _Lookup) -> tuple[int, int, bool]:
@@ -357,93 +393,96 @@ def _near_therapy(person: np.ndarray, day: np.ndarray, therapy_keys: np.ndarray,
 
 
 def _segments(person, group, day, subtype, hides, inpatient, near, config: CohortConfig) -> dict[str, np.ndarray]:
-    """Aggregate diagnosis rows per (person, group): the claims-algorithm statistics."""
+    """Aggregate diagnosis rows per (person, group): the claims-algorithm statistics.
+
+    The rows are sorted by (person, group, day) and one compiled pass walks them: for one member
+    a dozen NumPy reductions over a few dozen rows cost more in per-call overhead than the walk.
+    """
     names = ("person", "group", "first", "n_inpatient_days", "first_inpatient", "n_out_days", "out_first",
              "out_last", "near", "subtype", "hides", "qualifies", "n_claims")
     if len(person) == 0:
         return {k: np.zeros(0, dtype=np.int64) for k in names}
     key = person.astype(np.int64) * len(_GROUPS) + group
     order = np.lexsort((day, key))
-    key, day, subtype, hides, inpatient, near = (a[order] for a in (key, day, subtype, hides, inpatient, near))
-    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-    ends = np.append(starts[1:], len(key))
-    big = _BIG
-    out_days = np.add.reduceat(_one_row_per_day(key, day, ~inpatient).astype(np.int64), starts)
-    inp_days = np.add.reduceat(_one_row_per_day(key, day, inpatient).astype(np.int64), starts)
-    out_first = np.minimum.reduceat(np.where(inpatient, big, day), starts)
-    out_last = np.maximum.reduceat(np.where(inpatient, -big, day), starts)
-    near_any = np.maximum.reduceat(near.astype(np.int8), starts).astype(bool)
-    span = np.where(out_days >= 2, out_last - out_first, 0)
-    return {
-        "person": key[starts] // len(_GROUPS),
-        "group": key[starts] % len(_GROUPS),
-        "first": day[starts],
-        "n_inpatient_days": inp_days,
-        "first_inpatient": np.minimum.reduceat(np.where(inpatient, day, big), starts),
-        "n_out_days": out_days,
-        "out_first": out_first,
-        "out_last": out_last,
-        "near": near_any,
-        "subtype": subtype[ends - 1],
-        "hides": np.maximum.reduceat(hides.astype(np.int8), starts).astype(bool),
-        "qualifies": (inp_days > 0) | (span >= config.outpatient_min_days_apart) | near_any,
-        "n_claims": ends - starts,
-    }
+    stats = _segment_stats(key, day.astype(np.int64, copy=False), subtype, hides, inpatient, near, order, config.outpatient_min_days_apart)
+    seg = dict(zip(names[2:], stats[1:]))
+    return {"person": stats[0] // len(_GROUPS), "group": stats[0] % len(_GROUPS), **seg}
 
 
-def _one_row_per_day(key: np.ndarray, day: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mark one ``mask`` row per (segment, day): claims on the same day count once."""
-    idx = np.flatnonzero(mask)
-    mark = np.zeros(len(key), dtype=bool)
-    if len(idx):
-        k, d = key[idx], day[idx]
-        mark[idx[np.concatenate(([True], (k[1:] != k[:-1]) | (d[1:] != d[:-1])))]] = True
-    return mark
+@njit(cache=True)
+def _segment_stats(key, day, subtype, hides, inpatient, near, order, min_days_apart):
+    """Per run of equal ``key`` in ``order`` (days ascending within a run): the key, first day,
+    distinct inpatient days, first inpatient day, distinct outpatient days, first and last
+    outpatient day, any near therapy, the last row's subtype, any ``hides``, whether the group
+    qualifies, and the number of rows. A day claimed twice counts once."""
+    n_seg = 0
+    for k in range(len(order)):
+        n_seg += k == 0 or key[order[k]] != key[order[k - 1]]
+    seg_key = np.empty(n_seg, np.int64)
+    first = np.empty(n_seg, np.int64)
+    n_inp = np.zeros(n_seg, np.int64)
+    first_inp = np.full(n_seg, _BIG, np.int64)
+    n_out = np.zeros(n_seg, np.int64)
+    out_first = np.full(n_seg, _BIG, np.int64)
+    out_last = np.full(n_seg, -_BIG, np.int64)
+    near_any = np.zeros(n_seg, np.bool_)
+    last_subtype = np.empty(n_seg, np.int64)
+    hides_any = np.zeros(n_seg, np.bool_)
+    qualifies = np.zeros(n_seg, np.bool_)
+    n_claims = np.zeros(n_seg, np.int64)
+    s = -1
+    last_inp = 0
+    last_out = 0
+    for k in range(len(order)):
+        i = order[k]
+        d = day[i]
+        if k == 0 or key[i] != key[order[k - 1]]:
+            s += 1
+            seg_key[s] = key[i]
+            first[s] = d
+        n_claims[s] += 1
+        last_subtype[s] = subtype[i]
+        hides_any[s] |= hides[i]
+        near_any[s] |= near[i]
+        if inpatient[i]:
+            if n_inp[s] == 0 or d != last_inp:
+                n_inp[s] += 1
+                last_inp = d
+            first_inp[s] = min(first_inp[s], d)
+        else:
+            if n_out[s] == 0 or d != last_out:
+                n_out[s] += 1
+                last_out = d
+            out_first[s] = min(out_first[s], d)
+            out_last[s] = max(out_last[s], d)
+    for s in range(n_seg):
+        span = out_last[s] - out_first[s] if n_out[s] >= 2 else 0
+        qualifies[s] = n_inp[s] > 0 or span >= min_days_apart or near_any[s]
+    return (seg_key, first, n_inp, first_inp, n_out, out_first, out_last, near_any, last_subtype, hides_any, qualifies, n_claims)
 
 
 def _assign(qualifies, seg_of, seg, lookup: _Lookup, chemoimmuno: np.ndarray, cll_signal: np.ndarray):
-    """Apply the disease hierarchy; returns disease, subtype and the group whose claims decided it."""
+    """Apply the disease hierarchy; returns disease, subtype, the group whose claims decided it and
+    that group's segment (-1: none).
+
+    Each member takes the first rule of ``_RULES`` that fires (one matrix of the rules' conditions,
+    whatever the number of members); the subtype is that group's latest, but for the two rules
+    that name their own.
+    """
     n = qualifies.shape[0]
-    q = {g: qualifies[:, _G[g]] for g in _GROUPS}
-    disease = np.full(n, "", dtype=object)
-    chosen = np.full(n, -1, dtype=np.int64)
-    subtype_idx = np.zeros(n, dtype=np.int64)
-    undecided = np.ones(n, dtype=bool)
-    never = _BIG
-
-    def latest_subtype(group: str) -> np.ndarray:
-        return _pick(seg["subtype"], seg_of[:, _G[group]], 0)
-
-    def first_day(group: str) -> np.ndarray:
-        return np.where(q[group], _pick(seg["first"], seg_of[:, _G[group]], never), never)
-
-    def take(mask: np.ndarray, name: str, group: str, sub=None) -> None:
-        """Assign ``name`` to the undecided members of ``mask``; ``sub()`` gives their subtypes
-        (default: the group's latest), computed only when the step takes anyone."""
-        m = mask & undecided
-        if not m.any():
-            return
-        disease[m] = name
-        chosen[m] = _G[group]
-        subtype_idx[m] = (sub() if sub is not None else latest_subtype(group))[m]
-        undecided[m] = False
-
-    def lbcl_subtype() -> np.ndarray:
-        transformed = np.minimum(first_day("FL"), first_day("FL_3B_LBCL")) < first_day("LBCL")
-        return np.where(transformed, lookup.subtypes.index("transformed_FL"), latest_subtype("LBCL"))
-
-    take(q["LBCL"], "LBCL", "LBCL", lbcl_subtype)
-    take(q["FL_3B_LBCL"], "LBCL", "FL_3B_LBCL")
-    for g in ("MCL", "B_ALL", "MM", "CLL_SLL", "MZL"):
-        take(q[g], g, g)
-    take(q["MZL_or_SLL"] & cll_signal, "CLL_SLL", "MZL_or_SLL", lambda: np.full(n, lookup.subtypes.index("SLL")))
-    take(q["MZL_or_SLL"], "MZL", "MZL_or_SLL")
-    take(q["FL"], "FL", "FL")
-    take(q["LBCL_possible"] & chemoimmuno & ~q["Hodgkin"], "LBCL", "LBCL_possible")
-    # PCNSL alone: an LBCL-type patient whom every LBCL label excludes.
-    take(q["PCNSL"], "LBCL", "PCNSL")
-    subtypes = np.array(lookup.subtypes, dtype=object)
-    return disease.astype(str), subtypes[subtype_idx].astype(str), chosen
+    fires = qualifies[:, _RULE_GROUP[:-1]]
+    fires[:, _RULE_SLL] &= cll_signal
+    fires[:, _RULE_LBCL_POSSIBLE] &= chemoimmuno & ~qualifies[:, _G["Hodgkin"]]
+    rule = np.where(fires.any(axis=1), fires.argmax(axis=1), len(_RULES))
+    chosen = _RULE_GROUP[rule]
+    chosen_seg = np.where(chosen >= 0, seg_of[np.arange(n), np.maximum(chosen, 0)], -1)
+    subtype_idx = _pick(seg["subtype"], chosen_seg, 0)
+    subtype_idx[rule == _RULE_SLL] = _SUBTYPE_SLL
+    lbcl = rule == 0
+    if lbcl.any():  # transformed FL: FL or FL grade 3B qualified before LBCL did
+        first = np.where(qualifies[:, _FL_THEN_LBCL], seg["first"][np.maximum(seg_of[:, _FL_THEN_LBCL], 0)], _BIG)
+        subtype_idx[lbcl & (first[:, :2].min(axis=1) < first[:, 2])] = _SUBTYPE_TRANSFORMED_FL
+    return _RULE_DISEASE[rule], lookup.subtypes[subtype_idx], chosen, chosen_seg
 
 
 def _exclusions(qualifies, disease: np.ndarray, chosen: np.ndarray, lineage: np.ndarray) -> np.ndarray:
@@ -483,9 +522,10 @@ def _describe(qualifies, seg_of, seg, chosen, exclusion, config: CohortConfig) -
     """
     n = qualifies.shape[0]
     describe = chosen.copy()
-    for reason, group in _EXCLUDING_GROUP.items():
-        describe[(exclusion == reason) & ((describe < 0) | (reason == EXCLUSION_PCNSL))] = _G[group]
-    if len(seg["person"]):
+    if (exclusion != "").any():
+        for reason, group in _EXCLUDING_GROUP.items():
+            describe[(exclusion == reason) & ((describe < 0) | (reason == EXCLUSION_PCNSL))] = _G[group]
+    if len(seg["person"]) and (describe < 0).any():
         claims = np.zeros(qualifies.shape, dtype=np.int64)
         claims[seg["person"], seg["group"]] = seg["n_claims"]
         describe = np.where((describe < 0) & (claims.sum(axis=1) > 0), claims.argmax(axis=1), describe)

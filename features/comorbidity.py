@@ -11,7 +11,7 @@ member for one member or a million.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.codelists import CODELIST_DIR, normalise_code
+from features.memo import bounded
 
 CHARLSON_FILE = CODELIST_DIR / "charlson_icd10.csv"
 # Within each pair only the more severe category scores (Charlson 1987): a member with metastatic
@@ -38,6 +39,8 @@ class CharlsonCodes:
     categories: tuple[str, ...]
     weights: np.ndarray
     prefix_category: dict[str, int]
+    # code -> category of every distinct code looked up so far: a request repeats the codes of the last one
+    known: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def categorise(self, codes: np.ndarray) -> np.ndarray:
         """Category index for each normalised code (-1 when none); looks up each distinct code once."""
@@ -45,6 +48,19 @@ class CharlsonCodes:
         # the trailing -1 is where a missing code (inverse -1) lands
         found = np.array([self._lookup(str(c)) for c in unique] + [-1], dtype=np.int64)
         return found[inverse]
+
+    def categorise_distinct(self, codes: list) -> np.ndarray:
+        """Category index of each code of a list of distinct codes (None: -1). The risk step passes
+        the codes of its distinct (system, code) pairs, a few dozen for one member, instead of every
+        diagnosis row, so nothing is factorised per call."""
+        known = bounded(self.known)
+        found = []
+        for code in codes:
+            hit = known.get(code)
+            if hit is None:
+                hit = known[code] = -1 if code is None else self._lookup(code)
+            found.append(hit)
+        return np.array(found, dtype=np.int64)
 
     def _lookup(self, code: str) -> int:
         for length in range(min(len(code), 4), 2, -1):
@@ -83,7 +99,11 @@ def score_charlson(member: np.ndarray, codes: np.ndarray, n_members: int, charls
     ``member`` holds each code's member position in ``range(n_members)``; the caller chooses the
     look-back window by choosing which diagnoses to pass. Members with no codes score 0.
     """
-    category = charlson.categorise(codes)
+    return score_categories(member, charlson.categorise(codes), n_members, charlson)
+
+
+def score_categories(member: np.ndarray, category: np.ndarray, n_members: int, charlson: CharlsonCodes) -> np.ndarray:
+    """:func:`score_charlson` from each code's category index (-1: none), as ``CharlsonCodes`` gives them."""
     hit = category >= 0
     flags = np.zeros((n_members, len(charlson.categories)), dtype=bool)
     flags[member[hit], category[hit]] = True

@@ -345,11 +345,19 @@ def member_as_of_days(events, as_of: pd.Series) -> np.ndarray:
     return cached(events, ("lines.as_of", id(as_of)), as_of, lambda: to_numpy(as_of.array, "datetime64[D]").astype(np.int64))
 
 
-def member_diseases(events, diseases: pd.Series, ids: pd.Index) -> np.ndarray:
-    """Position in ``DISEASES`` of each as_of member's disease (-1: missing or not a target disease)."""
+def member_diseases(events, diseases: pd.Series | np.ndarray, ids: pd.Index) -> np.ndarray:
+    """Position in ``DISEASES`` of each as_of member's disease (-1: missing or not a target disease).
+
+    ``diseases`` is a Series indexed by person_id, or an array of disease names (None: none) already
+    in ``ids`` order, as the pipeline hands over the cohort's: aligning it costs nothing then.
+    """
 
     def build() -> tuple[pd.Index, np.ndarray]:
-        if len(diseases) <= _SMALL_ROWS and len(ids) <= _SMALL_ROWS:  # a request: two lists and a dict
+        if isinstance(diseases, np.ndarray):
+            if diseases.shape != (len(ids),):
+                raise ValueError(f"diseases array has shape {diseases.shape}; expected one disease per as_of member ({len(ids)})")
+            names = diseases.tolist()
+        elif len(diseases) <= _SMALL_ROWS and len(ids) <= _SMALL_ROWS:  # a request: two lists and a dict
             keys = diseases.index.tolist()
             by_id = dict(zip(keys, diseases.array.tolist()))
             if len(by_id) != len(keys):
@@ -382,7 +390,7 @@ def sort_ids(values: np.ndarray) -> np.ndarray:
 
 def derive_lines(
     events: pd.DataFrame,
-    diseases: pd.Series,
+    diseases: pd.Series | np.ndarray,
     as_of: pd.Series,
     codes: CodeLists,
     config: LotConfig | None = None,
@@ -390,14 +398,15 @@ def derive_lines(
     """One row per line of therapy per member (columns ``LINE_COLUMNS``), sorted by member and line.
 
     ``events`` must already be clipped to each member's ``as_of`` (``clip_to_as_of``); ``diseases``
-    (LBCL, FL, MCL, MZL, CLL_SLL, B_ALL, MM or missing) selects per-disease parameters and regimen
-    names; ``as_of`` caps end dates and decides ``end_of_data`` versus ``gap``.
+    (LBCL, FL, MCL, MZL, CLL_SLL, B_ALL, MM or missing; a Series indexed by person_id or an array in
+    ``as_of`` order) selects per-disease parameters and regimen names; ``as_of`` caps end dates and
+    decides ``end_of_data`` versus ``gap``.
     """
     columns = line_columns(events, diseases, as_of, codes, config)
     return frame_from_columns(columns, n_rows(columns))
 
 
-def line_columns(events: pd.DataFrame, diseases: pd.Series, as_of: pd.Series, codes: CodeLists, config: LotConfig | None = None) -> dict:
+def line_columns(events: pd.DataFrame, diseases: pd.Series | np.ndarray, as_of: pd.Series, codes: CodeLists, config: LotConfig | None = None) -> dict:
     """:func:`derive_lines` as column arrays (what the pipeline hands to the next steps)."""
     config = config if config is not None else DEFAULT_CONFIG
     tables = lot_tables(codes, config)

@@ -28,7 +28,7 @@ import pandas as pd
 from features.catalog import FEATURE_SET_VERSION
 from features.codelists import CodeLists
 from features.cohort import CohortConfig, cohort_columns
-from features.columns import FrameColumns, columns_of, frame_from_columns, n_rows, object_values, positions, string_array, to_numpy
+from features.columns import FrameColumns, columns_of, frame_from_columns, n_rows, object_values, positions, to_numpy
 from features.comorbidity import load_charlson_codes
 from features.eligibility import EligibilityRules, eligibility_columns, load_rules
 from features.events import clip_to_as_of
@@ -101,7 +101,7 @@ class LandmarkInputs:
 
 def build_features(
     events: pd.DataFrame | FrameColumns,
-    persons: pd.DataFrame,
+    persons: pd.DataFrame | FrameColumns,
     as_of: pd.Series,
     codes: CodeLists,
     *,
@@ -113,7 +113,7 @@ def build_features(
 ) -> FeatureSet:
     """Derive cohort, lines, treatment summary, label eligibility and risk features as of each member's date.
 
-    ``events`` and ``persons`` are in the event model (``features.events``); ``events`` may also be
+    ``events`` and ``persons`` are in the event model (``features.events``); either may also be
     column arrays (``features.columns.ArrayColumns``, as a request maps them); ``as_of`` is indexed
     by ``person_id`` (one date per member; members absent from it are ignored). ``centers`` is the
     operator's CAR T centre list (``name, zip, latitude, longitude``), or, for callers that score
@@ -199,7 +199,7 @@ def _check_as_of(as_of: pd.Series) -> pd.Series:
     """
     if not isinstance(as_of, pd.Series):
         raise TypeError("as_of must be a pandas Series indexed by person_id")
-    if not as_of.index.is_unique:
+    if len(as_of) > 1 and not as_of.index.is_unique:  # one key: skip building the index's hash table
         raise ValueError("as_of index (person_id) has duplicates: give each member one evaluation date, or key examples with key_landmarks")
     values = to_numpy(as_of.array) if as_of.dtype.kind == "M" else pd.to_datetime(as_of).to_numpy()
     days = values.astype("datetime64[D]")
@@ -212,9 +212,10 @@ def _check_as_of(as_of: pd.Series) -> pd.Series:
     return pd.Series(seconds, index=index.rename("person_id"), name="as_of")
 
 
-def _clip_persons(persons: pd.DataFrame, as_of: pd.Series) -> FrameColumns:
+def _clip_persons(persons: pd.DataFrame | FrameColumns, as_of: pd.Series) -> FrameColumns:
     """Persons of the batch only, as column arrays, with a death after a member's ``as_of`` hidden
-    (it is future information). The person ids converted here serve every later step."""
+    (it is future information). The person ids converted here serve every later step. ``persons``
+    is a DataFrame or its column arrays (``columns_of``, as a request maps them)."""
     columns = columns_of(persons)
     rows = positions(as_of.index, object_values(columns, "person_id", None), "as_of")
     found = rows >= 0
@@ -223,16 +224,13 @@ def _clip_persons(persons: pd.DataFrame, as_of: pd.Series) -> FrameColumns:
         if (~np.isnat(death)).any():
             future = death > to_numpy(as_of.array, "datetime64[s]")[rows[found]]
             if future.any():
-                keep = persons[found].assign(death_date=np.where(future, np.datetime64("NaT"), death).astype("datetime64[s]"))
+                keep = columns.frame[found].assign(death_date=np.where(future, np.datetime64("NaT"), death).astype("datetime64[s]"))
                 return columns_of(keep.reset_index(drop=True))
     return columns if found.all() else columns.select_rows(found)
 
 
-def _cohort_diseases(cohort) -> pd.Series:
-    """Disease per cohort member (indexed by person_id): the input the lines and relapse steps expect."""
-    cohort = columns_of(cohort)
-    members = to_numpy(cohort["in_cohort"], bool, False)
-    ids = to_numpy(cohort["person_id"], object)[members]
-    disease = to_numpy(cohort["disease"], object, None)[members]
-    index = pd.Index(string_array(ids), name="person_id")
-    return pd.Series(string_array(disease), index=index, name="disease", copy=False)
+def _cohort_diseases(cohort: Mapping[str, object]) -> np.ndarray:
+    """Each member's disease in ``as_of`` order (None outside the cohort): what the lines and relapse
+    steps read. An array, not a Series: building a Series and its index for one member cost more
+    than the lines step's arithmetic."""
+    return np.where(to_numpy(cohort["in_cohort"], bool), to_numpy(cohort["disease"], object, None), None)

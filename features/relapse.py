@@ -166,7 +166,7 @@ def _resolve(tables: dict, system: str, code: str) -> tuple[int, int]:
 def summarise_treatment(
     lines: pd.DataFrame,
     events: pd.DataFrame,
-    diseases: pd.Series,
+    diseases: pd.Series | np.ndarray,
     as_of: pd.Series,
     codes: CodeLists,
     config: RelapseConfig | None = None,
@@ -175,7 +175,8 @@ def summarise_treatment(
     """One row per member of ``as_of`` (column ``person_id``) with the treatment summary.
 
     ``lines`` is the output of ``derive_lines`` and ``events`` the clipped events it was derived
-    from. Members without lines get zero prior lines, False flags and missing dates.
+    from; ``diseases`` is as for ``derive_lines``. Members without lines get zero prior lines, False
+    flags and missing dates.
     """
     columns = treatment_columns(lines, events, diseases, as_of, codes, config, lot_config)
     return frame_from_columns(columns, len(as_of))
@@ -184,7 +185,7 @@ def summarise_treatment(
 def treatment_columns(
     lines,
     events: pd.DataFrame,
-    diseases: pd.Series,
+    diseases: pd.Series | np.ndarray,
     as_of: pd.Series,
     codes: CodeLists,
     config: RelapseConfig | None = None,
@@ -291,16 +292,12 @@ def _assemble(out: tuple, persons: np.ndarray, regimens: np.ndarray, l_seg: np.n
         "progressed_after_last_line": progressed,
         "progression_evidence": TextColumn(_evidence_text(ev_bits, ev_day)),
     }
-    # one (members x classes) flag matrix per bit mask; each column is a view into it
-    shifts = np.arange(len(tables["classes"]), dtype=np.int64)
-    exposed = ((exposure[:, None] >> shifts) & 1).astype(bool)
-    failed = ((failed_exposure[:, None] >> shifts) & 1).astype(bool)
-    for i, name in enumerate(tables["exposed_names"]):
-        columns[name] = exposed[:, i]
+    # one (classes x members) flag matrix per bit mask; each class's column is a row of it
+    shifts = np.arange(len(tables["classes"]), dtype=np.int64)[:, None]
+    columns.update(zip(tables["exposed_names"], ((exposure >> shifts) & 1).astype(bool)))
     columns["triple_class_exposed"] = (exposure & tables["triple_mask"]) == tables["triple_mask"]
     columns["failed_lines"] = failed_lines
-    for i, name in enumerate(tables["failed_names"]):
-        columns[name] = failed[:, i]
+    columns.update(zip(tables["failed_names"], ((failed_exposure >> shifts) & 1).astype(bool)))
     columns["lenalidomide_refractory"] = _booleans(len_ref, len_known)
     columns["prior_asct"] = asct
     columns["car_t_received"] = cart_day > _NEG

@@ -19,7 +19,7 @@ import pandas as pd
 from features.catalog import DISEASE_LEVELS, FEATURE_NAMES, PAYER_LEVELS, SEX_LEVELS, UTILISATION_WINDOWS_DAYS
 from features.codelists import CodeLists
 from features.columns import STRING, TextColumn, code_pair_index, columns_of, frame_from_columns, n_rows, object_values, positions, row_members, to_numpy
-from features.comorbidity import CharlsonCodes, score_charlson
+from features.comorbidity import CharlsonCodes, score_categories
 from features.memo import bounded
 from features.events import PAYER_TYPE_SYSTEM, event_days
 
@@ -186,8 +186,8 @@ def risk_feature_columns(
     )
 
     out = {"person_id": TextColumn(keys, STRING), "as_of": to_numpy(as_of.array, "datetime64[s]").copy()}
-    for name in FEATURE_NAMES:
-        out[name] = np.asarray(columns[name], dtype=np.float32)
+    # one float32 conversion for every feature (features x members); its rows are the columns
+    out.update(zip(FEATURE_NAMES, np.array([columns[name] for name in FEATURE_NAMES], dtype=np.float32)))
     return out
 
 
@@ -221,8 +221,12 @@ class _Aligned:
     def floats(self, name: str, default: float = np.nan) -> np.ndarray:
         """Column as float64; members without a row, and missing values, become ``default``."""
         if self.aligned and self.has(name):
-            values = _as_floats(self.columns[name], np.nan)
-            return values if np.isnan(default) or not np.isnan(values).any() else np.where(np.isnan(values), default, values)
+            column = self.columns[name]
+            values = _as_floats(column, np.nan)
+            if default != default or _holds_no_missing(column):  # a NaN default, or nothing to replace
+                return values
+            missing = np.isnan(values)
+            return np.where(missing, default, values) if missing.any() else values
         out = np.full(self.n, default, dtype=np.float64)
         if self.has(name):
             values = _as_floats(self.columns[name], np.nan)[self.rows]
@@ -242,7 +246,7 @@ class _Aligned:
         """Lower-cased strings (None where missing)."""
         if not self.has(name):
             return np.full(self.n, None, dtype=object)
-        values = to_numpy(self.columns[name], object, None)[self.rows]
+        values = object_values(self.columns, name, None)[self.rows]  # a request's text columns never become a frame
         return np.array([v.lower() if isinstance(v, str) and f else None for v, f in zip(values, self.found)], dtype=object)
 
 
@@ -251,6 +255,11 @@ def _as_floats(column, missing: float) -> np.ndarray:
     if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":
         return to_numpy(column).astype(np.float64)
     return to_numpy(column, np.float64, missing)
+
+
+def _holds_no_missing(column) -> bool:
+    """Whether a column's dtype cannot mark a value missing (plain NumPy booleans and integers)."""
+    return isinstance(column.dtype, np.dtype) and column.dtype.kind in "biu"
 
 
 def _levels(values: np.ndarray, levels: tuple[str, ...], other: str | None = None) -> np.ndarray:
@@ -280,14 +289,15 @@ def _payer_in_force(events, keys: pd.Index) -> np.ndarray:
     if n_rows(events) == 0:
         return out
     member = row_members(events, keys)
-    code = object_values(events, "code", "")
-    rows = np.flatnonzero(
-        (object_values(events, "kind", "") == "enrollment") & (object_values(events, "code_system", "") == PAYER_TYPE_SYSTEM) & (code != "") & (member >= 0)
-    )
+    # payer-type codes found through the distinct (system, code) pairs: no pass over every row's text
+    pair_rows, pairs = code_pair_index(events)
+    payer_pair = np.array([system == PAYER_TYPE_SYSTEM and bool(code) for system, code in pairs], dtype=bool)
+    rows = np.flatnonzero(payer_pair[pair_rows] & (member >= 0))
+    rows = rows[object_values(events, "kind", "")[rows] == "enrollment"]
     if len(rows):
         rows = rows[np.lexsort((event_days(events)[rows], member[rows]))]
         latest = rows[np.append(member[rows][1:] != member[rows][:-1], True)]
-        out[member[latest]] = [c.lower() for c in code[latest].tolist()]
+        out[member[latest]] = [pairs[p][1].lower() for p in pair_rows[latest].tolist()]
     return out
 
 
@@ -343,8 +353,9 @@ def _add_event_counts(
     day = event_days(events)
     age = np.where(inside, as_of_day[np.maximum(member, 0)] - day, -1)
     inside &= (age >= 0) & (age < _MAX_AGE)
-    code = object_values(events, "code", "")
-    tag = _tag_events(events, tagger)
+    # each distinct (system, code) pair is tagged and categorised once (pairs shared with the other steps)
+    pair_rows, pairs = code_pair_index(events)
+    tag = tagger.tag_pairs(pairs)[pair_rows]
 
     kind = object_values(events, "kind", "")
     setting = object_values(events, "setting", "")
@@ -382,15 +393,9 @@ def _add_event_counts(
     columns["ref_cellular_therapy_history_flag"] = _any(member, inside & (tag == _TAG["cellular_therapy_history"]), n)
 
     recent_dx = inside & (kind == "diagnosis") & (age < _CHARLSON_LOOKBACK_DAYS)
-    columns["cci_score_365d"] = score_charlson(member[recent_dx], code[recent_dx], n, charlson)
+    category = charlson.categorise_distinct([code for _, code in pairs])[pair_rows[recent_dx]]
+    columns["cci_score_365d"] = score_categories(member[recent_dx], category, n, charlson)
 
 
 def _any(member: np.ndarray, selected: np.ndarray, n: int) -> np.ndarray:
     return (np.bincount(member[selected], minlength=n) > 0).astype(np.float64)
-
-
-def _tag_events(events, tagger: CodeTagger) -> np.ndarray:
-    """Tag per event, looking up each distinct (system, code) pair once (pairs shared with the other steps)."""
-    rows, pairs = code_pair_index(events)
-    found = tagger.tag_pairs(pairs)
-    return found[rows]

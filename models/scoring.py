@@ -21,6 +21,7 @@ prediction: explaining the whole population would dominate batch time for no rea
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -161,34 +162,41 @@ def assign_status(in_cohort: np.ndarray, car_t_received: np.ndarray, eligible_no
 def explain_rows(model: LoadedModel, matrix: np.ndarray, contributions: np.ndarray, top: int) -> list[list[dict]]:
     """Top ``top`` contributions per row (by absolute size), with catalog labels and the feature's
     value in its own terms (categorical levels by name)."""
-    from features.catalog import CATALOG
-
     names = model.spec.feature_names
-    labels = [CATALOG[n].label if n in CATALOG else n for n in names]
-    levels = [CATALOG[n].levels if n in CATALOG else () for n in names]
+    labels, levels = _catalog_terms(tuple(names))
+    contributions = contributions[:, :-1]
+    orders = np.argsort(-np.abs(contributions), axis=1, kind="mergesort")[:, :top].tolist()
     out = []
-    for values, contrib in zip(matrix, contributions[:, :-1]):
-        order = np.argsort(-np.abs(contrib), kind="mergesort")[:top]
+    # Python floats from here on: a handful of values per row, each read once
+    for values, contrib, order in zip(matrix.tolist(), contributions.tolist(), orders):
         reasons = []
         for j in order:
             if contrib[j] == 0:
                 break
             value = values[j]
-            if levels[j] and not np.isnan(value) and 0 <= int(value) < len(levels[j]):
+            if levels[j] and value == value and 0 <= int(value) < len(levels[j]):
                 shown: Any = levels[j][int(value)]
             else:
-                shown = None if np.isnan(value) else float(value)
+                shown = None if value != value else value
             reasons.append(
                 {
                     "feature": names[j],
                     "label": labels[j],
                     "value": shown,
-                    "contribution": float(contrib[j]),
+                    "contribution": contrib[j],
                     "direction": "raises" if contrib[j] > 0 else "lowers",
                 }
             )
         out.append(reasons)
     return out
+
+
+@cache
+def _catalog_terms(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[tuple, ...]]:
+    """Catalog label and category levels of each feature of a model (once per feature list)."""
+    from features.catalog import CATALOG
+
+    return tuple(CATALOG[n].label if n in CATALOG else n for n in names), tuple(CATALOG[n].levels if n in CATALOG else () for n in names)
 
 
 def score_members(
@@ -234,7 +242,7 @@ def score_members(
     present = cohort_row >= 0
     in_cohort = _flags(cohort, "in_cohort")[np.maximum(cohort_row, 0)] & present if n_rows(cohort) else np.zeros(n, dtype=bool)
     disease = np.array(_values(cohort, "disease") + [None], dtype=object)[cohort_row].tolist()
-    car_t = np.nan_to_num(to_numpy(features["lot_car_t_received_flag"], np.float64)) > 0 if "lot_car_t_received_flag" in features else np.zeros(n, bool)
+    car_t = to_numpy(features["lot_car_t_received_flag"], np.float64) > 0 if "lot_car_t_received_flag" in features else np.zeros(n, bool)  # NaN: False
     products, eligible_any = _eligibility_by_member(fs.eligibility_columns, keys)
 
     score = np.full(n, np.nan)
@@ -247,7 +255,7 @@ def score_members(
         for i, explained in zip(rows.tolist(), explain_rows(model, sub, contributions, top_reasons)):
             reasons[i] = explained
     thresholds = model.spec.thresholds
-    status = assign_status(in_cohort, car_t, eligible_any, np.nan_to_num(score, nan=-1.0), thresholds.likely_soon, thresholds.watch).tolist()
+    status = assign_status(in_cohort, car_t, eligible_any, np.where(score == score, score, -1.0), thresholds.likely_soon, thresholds.watch).tolist()
 
     lines = _lines_by_member(fs.lines_columns, keys)
     dates = _values(features, "as_of")

@@ -137,6 +137,13 @@ def test_persons_take_demographics_from_the_most_recent_span():
     assert len(persons) == 1
 
 
+def test_persons_come_in_person_id_order_as_python_sorts_text():
+    """Persons are ordered by person_id as Python (and pandas) order text, also ids NumPy's fixed-width strings would tie ("a" before "a\\x00")."""
+    persons = derive_persons(pd.DataFrame([span("b"), span("a\x00", gender="female"), span("a", gender="male"), span("B")]))
+    assert persons["person_id"].tolist() == ["B", "a", "a\x00", "b"]
+    assert persons.set_index("person_id").loc[["a", "a\x00"], "sex"].tolist() == ["male", "female"]
+
+
 def test_icd9_claims_do_not_yield_diagnosis_events():
     """ICD-9-CM codes are not interpreted as ICD-10-CM."""
     events, _ = _map([medical_line(diagnosis_code_type="icd-9-cm", diagnosis_code_1="2024")])

@@ -113,7 +113,7 @@ def test_small_tables_map_as_the_batch_path_maps_them(tables):
 @PROPERTY
 @given(tables=tables())
 def test_event_columns_read_as_the_events_frame_reads(tables):
-    """The request's event columns hold, column by column, what the batch's events frame holds, and build that very frame."""
+    """The request's event and person columns hold, column by column, what the batch's frames hold, and build those very frames."""
     frame, persons = claims_to_events(*tables, CODES)
     columns, columns_persons = claims_to_event_columns(*tables, CODES)
     assert list(columns) == list(frame.columns) and columns.n_rows == len(frame)
@@ -127,7 +127,14 @@ def test_event_columns_read_as_the_events_frame_reads(tables):
         assert to_numpy(columns[name]).dtype == to_numpy(seen[name]).dtype
     pd.testing.assert_extension_array_equal(columns["days_supply"], seen["days_supply"])
     pd.testing.assert_frame_equal(columns.frame, frame, check_exact=True)
-    pd.testing.assert_frame_equal(columns_persons, persons, check_exact=True)
+    pd.testing.assert_frame_equal(columns_persons.frame, persons, check_exact=True)
+    assert list(columns_persons) == list(persons.columns) and columns_persons.n_rows == len(persons)
+    seen_persons = columns_of(persons)
+    for name in ("person_id", "sex", "race", "zip_code", "payer_type"):
+        assert object_values(columns_persons, name, None).tolist() == object_values(seen_persons, name, None).tolist()
+    for name in ("birth_date", "death_date"):
+        np.testing.assert_array_equal(to_numpy(columns_persons[name]), to_numpy(seen_persons[name]))
+        assert to_numpy(columns_persons[name]).dtype == to_numpy(seen_persons[name]).dtype
 
 
 @pytest.mark.parametrize("frames", [False, True])

@@ -492,3 +492,31 @@ def test_every_member_alone_equals_itself_in_a_mixed_population(rules):
         alone = assess(rules, [member])
         mine = together[together.person_id == member["id"]].reset_index(drop=True)
         pd.testing.assert_frame_equal(mine, alone)
+
+
+def test_reported_rule_is_in_force_then_fewest_missing_then_fewest_unknown_then_first_listed(tmp_path):
+    """Among one product's rules the reported one is in force on the member's date, then has the fewest missing, then the fewest unknown criteria, ties going to the rule listed first."""
+    rule = ("  - {{id: {id}, product_generic: x, brand: X, disease: LBCL, indication: {id}, min_age: 18, min_prior_lines: {lines},"
+            " in_force_from: {start}, label_status: current, source: s{extra}}}\n")
+    text_ = 'version: "t"\nrules:\n' + "".join(
+        rule.format(id=i, lines=n, start=start, extra=extra)
+        for i, n, start, extra in (
+            ("future", 0, "2030-01-01", ""),
+            ("unseen", 2, "2020-01-01", ", unobservable: [transplant ineligibility]"),
+            ("plain", 2, "2020-01-01", ""),
+            ("twin", 2, "2020-01-01", ""),
+        )
+    )
+    (tmp_path / "rules.yaml").write_text(text_)
+    custom = load_rules(tmp_path / "rules.yaml")
+    members = [
+        {"id": "now", "disease": "LBCL", "subtype": "DLBCL NOS", "treatment": LBCL_3L, "as_of": "2025-06-01"},
+        {"id": "before", "disease": "LBCL", "subtype": "DLBCL NOS", "treatment": LBCL_3L, "as_of": "2019-06-01"},
+        {"id": "untreated", "disease": "LBCL", "subtype": "DLBCL NOS", "as_of": "2025-06-01"},
+    ]
+    together = assess(custom, members)
+    assert together["indication"].tolist() == ["plain", "future", "plain"]
+    assert together["eligible"].tolist() == [True, False, False]
+    for member in members:
+        alone = assess(custom, [member])
+        pd.testing.assert_frame_equal(together[together.person_id == member["id"]].reset_index(drop=True), alone)

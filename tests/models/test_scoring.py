@@ -76,3 +76,26 @@ def test_one_member_scores_the_same_alone_as_inside_a_thousand(model_dir):
     for i in list(range(0, 1000, 53)) + [1, 2, 3, 4, 999]:
         alone = load_member_history([requests[i]], codes, date(2025, 1, 1))
         assert score_members(model, alone.events, alone.persons, alone.as_of, num_threads=1) == [chunk[i]]
+
+
+def test_explanations_rank_by_size_name_levels_and_stop_at_zero():
+    """Reasons are the largest contributions by absolute size (ties in feature order), stop at the first zero, name categorical levels, give NaN as None and plain Python numbers."""
+    from types import SimpleNamespace
+
+    from features.catalog import CATALOG, DISEASE_LEVELS
+    from models.scoring import explain_rows
+
+    names = ("dx_disease", "demo_age_years", "lot_count", "not_in_catalog")
+    model = SimpleNamespace(spec=SimpleNamespace(feature_names=names))
+    matrix = np.array([[2.0, np.nan, 3.0, 7.5], [np.nan, 61.0, 0.0, 1.0], [99.0, 50.0, 1.0, 0.0]])
+    contributions = np.array([[0.5, -0.5, 0.1, 0.0, 9.0], [0.0, 0.2, -0.3, 0.0, 9.0], [-1.0, 0.0, 0.0, 0.0, 9.0]])  # last column: base value
+    rows = explain_rows(model, matrix, contributions, top=3)
+    assert [[r["feature"] for r in row] for row in rows] == [["dx_disease", "demo_age_years", "lot_count"], ["lot_count", "demo_age_years"], ["dx_disease"]]
+    first = rows[0]
+    assert first[0] == {"feature": "dx_disease", "label": CATALOG["dx_disease"].label, "value": DISEASE_LEVELS[2], "contribution": 0.5, "direction": "raises"}
+    assert first[1]["value"] is None and first[1]["direction"] == "lowers"
+    assert rows[2][0]["value"] == 99.0  # a level index outside the levels is shown as the number
+    assert all(type(r["contribution"]) is float and type(r["value"]) in (float, str, type(None)) for row in rows for r in row)
+    assert explain_rows(model, matrix, contributions, top=0) == [[], [], []]
+    fewer = SimpleNamespace(spec=SimpleNamespace(feature_names=names[:3] + ("not_in_catalog",)))
+    assert explain_rows(fewer, matrix[:1], np.array([[0.0, 0.0, 0.0, 2.0, 1.0]]), top=5)[0][0]["label"] == "not_in_catalog"

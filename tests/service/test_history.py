@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from features.codelists import load_codelists
@@ -71,10 +72,10 @@ def _frame_history(members, codes, today):
 
 @pytest.mark.parametrize(
     "case",
-    ["relapsed", "no_enrollment", "events_after_as_of", "two_members", "empty"],
+    ["relapsed", "no_enrollment", "events_after_as_of", "two_members", "empty", "death_before_as_of", "death_after_as_of"],
 )
 def test_event_columns_score_exactly_as_the_events_frame(case, model_dir):
-    """A request scored from the mapped column arrays gives the very results the events DataFrame gives."""
+    """A request scored from the mapped event and person column arrays gives the very results the DataFrames give."""
     from models.artifact import artifact_paths, load_model_files
     from models.scoring import score_members
 
@@ -88,6 +89,8 @@ def test_event_columns_score_exactly_as_the_events_frame(case, model_dir):
         member["medical_claims"].append({**member["medical_claims"][-1], "claim_id": "future", "claim_start_date": "2031-01-01", "claim_end_date": "2031-01-01"})
     elif case == "two_members":
         members.append(make_member("member-2", lines=((date(2024, 2, 1), R_CHOP),), as_of=date(2024, 12, 1)))
+    elif case in ("death_before_as_of", "death_after_as_of"):  # a later death is hidden by the pipeline
+        member["demographics"]["death_date"] = "2024-10-20" if case == "death_before_as_of" else "2025-02-01"
     elif case == "empty":
         members = [{"person_id": "empty", "demographics": {"birth_date": "1970-01-01"}}]
     requests = [ScoreRequest.model_validate(m) for m in members]
@@ -95,8 +98,12 @@ def test_event_columns_score_exactly_as_the_events_frame(case, model_dir):
     history = load_member_history(requests, model.codes, date(2024, 11, 1))
     events, persons, late = _frame_history(requests, model.codes, date(2024, 11, 1))
     pd.testing.assert_frame_equal(history.events, events, check_exact=True)
-    pd.testing.assert_frame_equal(history.persons, persons, check_exact=True)
+    pd.testing.assert_frame_equal(history.persons.frame, persons, check_exact=True)
     assert history.events_after_as_of == late
+    ids = [r.person_id for r in requests]
+    as_of = pd.Series([pd.Timestamp(r.as_of or date(2024, 11, 1)) for r in requests], index=pd.Index(ids, name="person_id", dtype="string"), dtype="datetime64[s]")
+    pd.testing.assert_series_equal(history.as_of, as_of, check_exact=True)
+    assert pa.array(history.as_of.index.array).type == pa.array(as_of.index.array).type
     from_columns = score_members(model, history.event_columns, history.persons, history.as_of, num_threads=1)
     from_frame = score_members(model, events, persons, history.as_of, num_threads=1)
     assert from_columns == from_frame

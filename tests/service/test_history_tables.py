@@ -130,3 +130,20 @@ def test_a_request_without_claims_has_no_claim_columns():
     assert tables.medical_claim == {} and tables.pharmacy_claim == {}
     events, persons = claims_to_events(tables.eligibility, tables.medical_claim, tables.pharmacy_claim, CODES)
     assert set(events["kind"]) == {"enrollment"} and len(persons) == 1
+
+
+def test_table_columns_hold_the_request_values_as_they_are():
+    """Each column is a 1-D object array of the request's own values (dates as datetime.date, numbers as int), None where a line leaves it out."""
+    requests = _requests(_busy_member("m1"))
+    tables = build_claim_tables(requests)
+    lines, fills = requests[0].medical_claims, requests[0].pharmacy_claims
+    medical = tables.medical_claim
+    for name in ("claim_id", "claim_line_number", "claim_start_date", "admission_date", "drg_code"):
+        column = medical[name]
+        assert column.dtype == object and column.shape == (len(lines),)
+        assert column.tolist() == [getattr(line, name) for line in lines]
+        assert all(type(a) is type(b) for a, b in zip(column.tolist(), [getattr(line, name) for line in lines]))
+    assert isinstance(medical["claim_start_date"][0], date) and medical["admission_date"].tolist()[:-1] == [None] * (len(lines) - 1)
+    assert tables.pharmacy_claim["dispensing_date"].tolist() == [f.dispensing_date for f in fills]
+    assert tables.eligibility["birth_date"].tolist() == [requests[0].demographics.birth_date] * len(requests[0].enrollment)
+    assert "claim_line_end_date" not in medical and "quantity" not in tables.pharmacy_claim  # nobody filled them in
