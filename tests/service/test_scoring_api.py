@@ -203,3 +203,19 @@ def test_request_objects_are_freed_after_the_answer_not_before():
     gc.collect()
     assert alive() is None
 
+
+
+def test_collector_is_settled_while_serving_and_restored_at_shutdown(settings, model_dir):
+    """Once the model is loaded, start-up objects are frozen out of the collector's view and the
+    young-generation threshold raised; shutting down puts both back."""
+    import gc
+
+    from service.app import YOUNG_GENERATION_THRESHOLD
+
+    before = gc.get_threshold()
+    with TestClient(create_app(settings, loader=make_loader(model_dir))) as client:
+        assert client.get("/readyz").status_code == 200
+        assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
