@@ -9,6 +9,11 @@ If the tracking server cannot be reached, the last successfully loaded copy is u
 result says so (``from_local_copy=True``): a service restart during a registry outage keeps
 serving the model it served before, rather than failing or silently picking another.
 
+A copy is reused only if it is the registry's own record of that version (name, version, run
+id and source): version 3 of a development registry, or of a registry rebuilt at the same
+address, is another model than version 3 of production, and the cache directory is shared by
+default.
+
 The cache directory defaults to ``$CARTSCOUT_MODEL_CACHE`` or ``~/.cache/cartscout/models``.
 """
 
@@ -24,6 +29,7 @@ from models.artifact import MODEL_NAME, LoadedModel, ModelArtifactError
 
 DEFAULT_URI = f"models:/{MODEL_NAME}@champion"
 _LAST = "last_loaded.json"
+_COPY = "cartscout_copy.json"  # the registry record a downloaded copy was made from
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
@@ -81,14 +87,16 @@ def load_model(uri: str = DEFAULT_URI, cache_dir: Path | None = None) -> LoadedM
         if not _reachable(tracking_uri):
             raise ConnectionError(f"tracking server {tracking_uri} unreachable")
         client = MlflowClient()
-        if alias:
-            version = str(client.get_model_version_by_alias(name, alias).version)
-        target = cache / name / str(version)
-        if not (target / "MLmodel").exists():
+        record = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+        version = str(record.version)
+        identity = {"name": name, "version": version, "run_id": record.run_id, "source": record.source}
+        target = cache / name / version
+        if not _is_copy_of(target, identity):
             staging = cache / name / f".{version}.partial"
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(staging))
+            (staging / _COPY).write_text(json.dumps(identity))
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
     except (ConnectionError, MlflowException, OSError) as error:
@@ -98,6 +106,14 @@ def load_model(uri: str = DEFAULT_URI, cache_dir: Path | None = None) -> LoadedM
     model = _load_local(target, name, str(version), f"{uri} -> version {version}", from_local_copy=False)
     (cache / _LAST).write_text(json.dumps({"uri": uri, "name": name, "version": str(version), "path": str(target)}))
     return model
+
+
+def _is_copy_of(directory: Path, identity: dict) -> bool:
+    """Whether ``directory`` holds a complete download of exactly this registry record."""
+    try:
+        return (directory / "MLmodel").is_file() and json.loads((directory / _COPY).read_text()) == identity
+    except (OSError, ValueError):
+        return False
 
 
 def _load_last(cache: Path, name: str, uri: str, error: Exception) -> LoadedModel:

@@ -109,3 +109,37 @@ def test_unknown_version_is_a_clear_error(embedded_store):
     """Promoting a version that does not exist names it."""
     with pytest.raises(RegistryError, match="'42'"):
         promote_version("42", embedded_store, reason="x", force=True)
+
+
+def test_local_copy_serves_only_the_registry_record_it_was_made_from(trained, tmp_path, monkeypatch):
+    """Two registries sharing one cache directory each have a version 1: each load gets its own
+    registry's version 1 (a copy made from the other registry is replaced), and loading the same
+    record again reuses the copy instead of downloading it."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    previous = mlflow.get_tracking_uri()
+    cache = tmp_path / "cache"
+    copy = cache / MODEL_NAME / "1"
+    uri = f"models:/{MODEL_NAME}/1"
+    try:
+        stores = []
+        for name in ("development", "production"):
+            (tmp_path / name).mkdir()
+            stores.append(resolve_store(tmp_path / name))
+        runs = [log_training_run(trained, store) for store in stores]
+        assert [run.version for run in runs] == ["1", "1"] and runs[0].run_id != runs[1].run_id
+
+        connect(stores[0])
+        load_model(uri, cache_dir=cache)
+        (copy / "marker").write_text("made from the development registry")
+        again = load_model(uri, cache_dir=cache)
+        assert (copy / "marker").exists() and again.version == "1" and not again.from_local_copy
+
+        connect(stores[1])
+        production = load_model(uri, cache_dir=cache)
+        assert not (copy / "marker").exists()
+        assert production.version == "1" and not production.from_local_copy
+        mlflow.set_tracking_uri(f"http://127.0.0.1:{_closed_port()}")
+        assert load_model(uri, cache_dir=cache).from_local_copy
+    finally:
+        mlflow.set_tracking_uri(previous)
+        mlflow.set_registry_uri(previous)
