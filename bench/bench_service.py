@@ -234,26 +234,9 @@ async def echo(request: Request) -> Response:
 """
 
 
-def serial_median(url: str, body: bytes, headers: dict, requests: int) -> float:
-    """Median milliseconds of ``requests`` sequential POSTs on one keep-alive socket."""
-    client = KeepAliveClient(url, body, headers)
-    try:
-        for _ in range(20):
-            client.post()
-        latencies = []
-        for _ in range(requests):
-            t = time.perf_counter()
-            status, _ = client.post()
-            latencies.append((time.perf_counter() - t) * 1000)
-            assert status == 200, status
-        return statistics.median(latencies)
-    finally:
-        client.close()
-
-
-def measure(url: str, body: bytes, headers: dict, requests: int, seconds: float, clients: int = 8) -> dict:
-    """Sequential latency (median, p99) with the keep-alive client and with httpx, then
-    concurrent throughput and latency of ``clients`` keep-alive clients (threads here)."""
+def serial_latencies(url: str, body: bytes, headers: dict, requests: int) -> list[float]:
+    """Milliseconds of each of ``requests`` sequential POSTs on one keep-alive socket, after 20
+    warm-up calls; every answer must be 200."""
     client = KeepAliveClient(url, body, headers)
     try:
         for _ in range(20):
@@ -264,8 +247,15 @@ def measure(url: str, body: bytes, headers: dict, requests: int, seconds: float,
             status, _ = client.post()
             latencies.append((time.perf_counter() - t) * 1000)
             assert status == 200, status
+        return latencies
     finally:
         client.close()
+
+
+def measure(url: str, body: bytes, headers: dict, requests: int, seconds: float, clients: int = 8) -> dict:
+    """Sequential latency (median, p99) with the keep-alive client and with httpx, then
+    concurrent throughput and latency of ``clients`` keep-alive clients (threads here)."""
+    latencies = serial_latencies(url, body, headers, requests)
     with httpx.Client(timeout=30) as client:
         for _ in range(20):
             client.post(url, content=body, headers=headers).raise_for_status()
@@ -688,7 +678,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name in SERVERS:
                 rounds[name].append(measure(*calls[name], args.requests, args.seconds))
-            echo_medians.append(serial_median(f"http://127.0.0.1:{echo_port}/echo", body, headers, args.requests))
+            echo_medians.append(statistics.median(serial_latencies(f"http://127.0.0.1:{echo_port}/echo", body, headers, args.requests)))
     finally:
         for process in servers.values():
             stop(process)

@@ -357,12 +357,6 @@ def member_diseases(events, diseases: pd.Series | np.ndarray, ids: pd.Index) -> 
             if diseases.shape != (len(ids),):
                 raise ValueError(f"diseases array has shape {diseases.shape}; expected one disease per as_of member ({len(ids)})")
             names = diseases.tolist()
-        elif len(diseases) <= _SMALL_ROWS and len(ids) <= _SMALL_ROWS:  # a request: two lists and a dict
-            keys = diseases.index.tolist()
-            by_id = dict(zip(keys, diseases.array.tolist()))
-            if len(by_id) != len(keys):
-                raise ValueError("diseases has duplicated person_id index values")
-            names = [by_id.get(k) for k in ids.tolist()]
         else:
             names = align_to_persons(diseases, member_ids(events, ids), "diseases")
         return ids, np.array([_DISEASE_INDEX.get(d, -1) if isinstance(d, str) else -1 for d in names], dtype=np.int64)
