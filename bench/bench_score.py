@@ -224,13 +224,34 @@ from models.scoring import score_members
 t = time.perf_counter(); results = score_members(model, contract.events, persons, as_of, centers=contract.centers)
 out["score_members"] = time.perf_counter() - t
 out["scored"] = sum(r["score"] is not None for r in results)
+# the collector's share: score_members chunk by chunk as the runner scores, Python's default
+# collector against the settled one `cartscout score` runs with, taking turns
+import contextlib, gc, statistics
+from service.batch.runner import DEFAULT_CHUNK_MEMBERS
+from service.garbage_collector import settled_garbage_collector
+chunks = []
+for i in range(0, len(ids), DEFAULT_CHUNK_MEMBERS):
+    some = ids[i:i + DEFAULT_CHUNK_MEMBERS]
+    chunks.append((contract.events[contract.events["person_id"].isin(some)], persons[persons["person_id"].isin(some)], as_of.loc[some]))
+collector = {{"default": [], "settled": [], "collections": {{}}}}
+for turn in range({turns}):
+    for mode in ("default", "settled") if turn % 2 == 0 else ("settled", "default"):
+        with settled_garbage_collector() if mode == "settled" else contextlib.nullcontext():
+            before = sum(g["collections"] for g in gc.get_stats())
+            t = time.perf_counter()
+            for events, people, dates in chunks:
+                score_members(model, events, people, dates, centers=contract.centers)
+            collector[mode].append(time.perf_counter() - t)
+            collector["collections"][mode] = sum(g["collections"] for g in gc.get_stats()) - before
+out["collector"] = {{"chunks": len(chunks), "turns": {turns}, **{{m: statistics.median(collector[m]) for m in ("default", "settled")}}, "collections": collector["collections"]}}
 print(json.dumps(out))
 """
+COLLECTOR_TURNS = 3
 
 
 def bench_stages(data: Path, artifact: Path, as_of: str, scores: Path) -> dict:
     """Per-stage seconds on the cohort (in one process), plus writing the whole scores file."""
-    run = timed_process([sys.executable, "-c", STAGE_SCRIPT.format(root=str(ROOT), data=str(data), artifact=str(artifact), as_of=as_of)])
+    run = timed_process([sys.executable, "-c", STAGE_SCRIPT.format(root=str(ROOT), data=str(data), artifact=str(artifact), as_of=as_of, turns=COLLECTOR_TURNS)])
     stages = json.loads(run["stdout"].strip().splitlines()[-1])
     import pyarrow.parquet as pq
 
@@ -383,6 +404,16 @@ def write_results(report: dict, args) -> None:
             lines.append(f"| `score_members` (features, predict, SHAP of the {st['scored']:,} scored, result records) | {st['score_members']:.2f} | {n / st['score_members']:,.0f} |")
         lines += ["", "SHAP runs only for cohort members the model scores; members outside the cohort are written column-wise "
                   "without touching the model.", ""]
+        if "collector" in st:
+            c = st["collector"]
+            lines += ["### The garbage collector in the score stage", "",
+                      f"`score_members` over the same cohort in {c['chunks']} chunk(s) of at most 2,000 members, as the runner scores; "
+                      f"Python's default collector and the settled one `cartscout score` runs with (`service.garbage_collector`: "
+                      f"`gc.freeze()` once the model is loaded, young-generation threshold 10,000) take {c['turns']} turns each; median seconds.", "",
+                      "| collector | seconds | members/s | collections (all generations, one pass) |", "|---|---|---|---|",
+                      *[f"| {label} | {c[mode]:.2f} | {n / c[mode]:,.0f} | {c['collections'][mode]:,} |"
+                        for mode, label in (("default", "Python's default"), ("settled", "settled (as `cartscout score` runs)"))],
+                      "", f"Settled against default: {c['settled'] / c['default']:.2f}x the time.", ""]
     if "spark_local" in report:
         sl, sp = report["spark_local"], report["spark_spark"]
         r = report["spark_rows"]

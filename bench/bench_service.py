@@ -386,12 +386,15 @@ def app_overhead(model, member: dict, repeats: int) -> dict:
     called directly with the request, timed to the last byte of its answer, less the time the
     same request spent inside the scoring gate (body validation, mapping, scoring), per request.
     HTTP (uvicorn and the client) is the rest of the end-to-end figure."""
+    import contextlib
+    import gc
     import logging
     import threading
 
     import uvloop
 
     from service.app import create_app
+    from service.garbage_collector import settled_garbage_collector
     from service.auth import hash_api_key
     from service.logging import REQUEST_LOGGER
     from service.settings import Settings
@@ -443,14 +446,29 @@ def app_overhead(model, member: dict, repeats: int) -> dict:
         return answered[0] - started, gate.held
 
     async def run() -> dict:
+        """The app rows as ``cartscout serve`` runs (collector settled after start-up), and the
+        same requests under Python's default collector: the two settings take turns in blocks
+        of requests, so drift of the machine's speed falls on both alike."""
         for _ in range(20):
             await call_app()
-        total, inside = [], []
-        for _ in range(repeats):
-            t, g = await call_app()
-            total.append(t * 1000)
-            inside.append(g * 1000)
-        return {APP_STAGES[0]: statistics.median(total), APP_STAGES[1]: statistics.median(inside), APP_STAGES[2]: statistics.median([t - g for t, g in zip(total, inside)])}
+        timed = {mode: ([], [], [0]) for mode in GC_MODES}  # total ms, inside-gate ms, young collections
+        for block in range(GC_BLOCKS):
+            for mode in GC_MODES if block % 2 == 0 else GC_MODES[::-1]:
+                total, inside, collections = timed[mode]
+                with settled_garbage_collector() if mode == "settled" else contextlib.nullcontext():
+                    young = gc.get_stats()[0]["collections"]
+                    for _ in range(repeats // GC_BLOCKS):
+                        t, g = await call_app()
+                        total.append(t * 1000)
+                        inside.append(g * 1000)
+                    collections[0] += gc.get_stats()[0]["collections"] - young
+        total, inside, _ = timed["settled"]
+        return {
+            APP_STAGES[0]: statistics.median(total),
+            APP_STAGES[1]: statistics.median(inside),
+            APP_STAGES[2]: statistics.median([t - g for t, g in zip(total, inside)]),
+            "gc": {mode: {"median_ms": statistics.median(t), "p99_ms": percentile(sorted(t), 0.99), "collections_per_request": c[0] / len(t), "requests": len(t)} for mode, (t, _, c) in timed.items()},
+        }
 
     try:
         return uvloop.run(run())
@@ -512,6 +530,12 @@ APP_STAGES = (
     "  of which outside it (median per request): middleware, routing, dependencies, auth, thread hops, response, log line, metrics",
 )
 SERVERS = ("ours", "alone", "theirs")
+GC_MODES = ("default", "settled")
+GC_BLOCKS = 4
+GC_LABELS = {
+    "default": "Python's default (young-generation threshold 700)",
+    "settled": "settled after start-up (`service.garbage_collector.settled_garbage_collector`: `gc.freeze()`, threshold 10,000)",
+}
 SIZES = ((7, 100), (7, 132), (7, 300), (15, 300), (31, 100), (31, 300), (31, 600))
 
 
@@ -717,7 +741,7 @@ def main() -> None:
         f"This run: median {'met' if ours['median_ms'] <= 10 else 'NOT met'}, p99 {'met' if ours['p99_ms'] <= 30 else 'NOT met'}, "
         f"throughput {'met' if ours['concurrent_rps'] >= 150 else 'NOT met'} with 8 Python clients, {'met' if ours['wrk_rps'] >= 150 else 'NOT met'} with wrk's 8 connections; cartscout {'faster' if ours['concurrent_rps'] > theirs['concurrent_rps'] else 'slower'} than the bare-predict baseline.",
         "",
-        "## Where one request's time goes (in process, median of 50; app rows median of 200)",
+        "## Where one request's time goes (in process, median of 50; app rows median of 200, collector settled as served)",
         "",
         f"Issue-5 start: {BEFORE['source']}",
         f"Before the request-overhead work: {BEFORE_OVERHEAD['source']}",
@@ -733,6 +757,18 @@ def main() -> None:
         f"app on uvicorn that reads the same {len(body) / 1000:.0f} KB body and answers 3.5 KB without doing anything, measured in the same rounds "
         f"with the same client, takes {statistics.median(echo_medians):.2f} ms (median over rounds). The thread hops (into the scoring thread and back to "
         "the event loop) are most of what is outside the gate: each waits for the operating system to wake the other thread.",
+        "",
+        "## The garbage collector on the request path (in process, the whole app as above)",
+        "",
+        f"The same request through the whole ASGI app, {parts['gc']['settled']['requests']} times per setting in {GC_BLOCKS} alternating blocks; "
+        "the app rows above are the settled ones, as `cartscout serve` runs.",
+        "",
+        "| collector | median ms | p99 ms | young-generation collections per request |",
+        "|---|---|---|---|",
+        *[f"| {GC_LABELS[mode]} | {g['median_ms']:.2f} | {g['p99_ms']:.2f} | {g['collections_per_request']:.2f} |" for mode, g in parts["gc"].items()],
+        "",
+        f"Settled against default: {parts['gc']['settled']['median_ms'] / parts['gc']['default']['median_ms']:.2f}x the median, "
+        f"{parts['gc']['settled']['p99_ms'] / parts['gc']['default']['p99_ms']:.2f}x the p99.",
         "",
         "## TreeSHAP cost by model size (one row, one thread, 62 features)",
         "",

@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.catalog import DISEASE_LEVELS, FEATURE_NAMES, PAYER_LEVELS, SEX_LEVELS, UTILISATION_WINDOWS_DAYS
 from features.codelists import CodeLists
-from features.columns import STRING, TextColumn, code_pair_index, columns_of, frame_from_columns, n_rows, object_values, positions, row_members, to_numpy
+from features.columns import STRING, FrameColumns, TextColumn, code_pair_index, columns_of, frame_from_columns, n_rows, object_values, positions, row_members, to_numpy
 from features.comorbidity import CharlsonCodes, score_categories
 from features.memo import bounded
 from features.events import PAYER_TYPE_SYSTEM, event_days
@@ -146,14 +146,14 @@ def compute_risk_features(
 
 
 def risk_feature_columns(
-    events: pd.DataFrame,
-    persons: pd.DataFrame,
+    events: pd.DataFrame | FrameColumns,
+    persons: pd.DataFrame | FrameColumns,
     as_of: pd.Series,
     *,
-    cohort: pd.DataFrame,
-    lines: pd.DataFrame,
-    treatment: pd.DataFrame,
-    eligibility: pd.DataFrame,
+    cohort: pd.DataFrame | dict,
+    lines: pd.DataFrame | dict,
+    treatment: pd.DataFrame | dict,
+    eligibility: pd.DataFrame | dict,
     tagger: CodeTagger,
     charlson: CharlsonCodes,
     center_distance_miles: np.ndarray | None = None,
@@ -161,7 +161,8 @@ def risk_feature_columns(
     """:func:`compute_risk_features` as column arrays: ``person_id``, ``as_of``, then every catalog feature.
 
     ``events`` must already be clipped to each member's ``as_of``; the windows count events in
-    the ``w`` days up to and including it. ``center_distance_miles`` is aligned with ``as_of``.
+    the ``w`` days up to and including it. The upstream steps may be frames or their column dicts
+    (``build_features`` hands over the dicts). ``center_distance_miles`` is aligned with ``as_of``.
     """
     key_index = as_of.index
     keys = key_index.to_numpy(dtype=object)
@@ -269,7 +270,7 @@ def _levels(values: np.ndarray, levels: tuple[str, ...], other: str | None = Non
     return np.array([lookup.get(v, fallback) if isinstance(v, str) and v else np.nan for v in values], dtype=np.float64)
 
 
-def _add_demographics(columns: dict, persons: pd.DataFrame, keys: np.ndarray, as_of_day: np.ndarray, payer: np.ndarray) -> None:
+def _add_demographics(columns: dict, persons: pd.DataFrame | FrameColumns, keys: np.ndarray, as_of_day: np.ndarray, payer: np.ndarray) -> None:
     """Age, sex and payer type; ``payer`` (from enrollment events) wins over the persons row, which
     holds the latest span's payer and may postdate ``as_of``."""
     frame = _Aligned(persons, keys, "persons")

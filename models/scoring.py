@@ -202,7 +202,7 @@ def _catalog_terms(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[tuple
 def score_members(
     model: LoadedModel,
     events: pd.DataFrame | FrameColumns,
-    persons: pd.DataFrame,
+    persons: pd.DataFrame | FrameColumns,
     as_of: pd.Series,
     centers: pd.DataFrame | None = None,
     top_reasons: int = 5,

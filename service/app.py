@@ -9,7 +9,6 @@ body size limit (and CORS when configured).
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +25,7 @@ from service.body_limit import BodyLimitMiddleware
 from service.cds import FeedbackLog
 from service.coalescing import Coalescer
 from service.errors import install_error_handlers
+from service.garbage_collector import settled_garbage_collector
 from service.logging import MemberHasher, RequestLogMiddleware, configure_logging, log_event
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.model_slot import ModelSlot
@@ -88,13 +88,12 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
             mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         await run_in_threadpool(_warm_up_fhir_models)
         await run_in_threadpool(slot.reload)
-        restore_collector = settle_garbage_collector()
-        slot.start_polling(settings.model_poll_seconds)
-        try:
-            yield
-        finally:
-            slot.stop_polling()
-            restore_collector()
+        with settled_garbage_collector():  # what start-up loaded stays out of every collection
+            slot.start_polling(settings.model_poll_seconds)
+            try:
+                yield
+            finally:
+                slot.stop_polling()
 
     app = FastAPI(
         title="cartscout",
@@ -125,28 +124,3 @@ def _warm_up_fhir_models() -> None:
 
     for name in READ_TYPES:
         get_fhir_model_class(name)
-
-
-YOUNG_GENERATION_THRESHOLD = 10_000
-
-
-def settle_garbage_collector() -> Callable[[], None]:
-    """Keep the cyclic garbage collector off the request path; returns what undoes it.
-
-    Everything alive once the model is loaded and warmed up (modules, the model, code lists) is
-    moved out of the collector's view (``gc.freeze``), so a full collection no longer walks it.
-    A request keeps ~700 new objects alive at once (its validated body alone), so with Python's
-    default young-generation threshold (700) a collection ran inside about every request and
-    promoted its objects to older generations; at 10,000 most of them are freed by reference
-    counting before a collection runs.
-    """
-    previous = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *previous[1:])
-
-    def restore() -> None:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
-
-    return restore

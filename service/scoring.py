@@ -26,7 +26,7 @@ TOP_REASONS = 5
 def score_histories(
     model: Any,
     events: pd.DataFrame | FrameColumns,
-    persons: pd.DataFrame,
+    persons: pd.DataFrame | FrameColumns,
     as_of: pd.Series,
     events_after_as_of: dict[str, int],
     *,

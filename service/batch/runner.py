@@ -44,6 +44,7 @@ from service.batch.outputs import (
     scores_table,
     write_parquet_atomic,
 )
+from service.garbage_collector import settled_garbage_collector
 
 DEFAULT_MODEL_URI = "models:/cartscout-candidate@champion"
 DEFAULT_CHUNK_MEMBERS = 2_000
@@ -140,14 +141,15 @@ def score_directory(options: ScoreOptions, *, model=None, on_chunk_scored: Calla
 
         model = load_model(options.model_uri)
         timings["model"] = time.perf_counter() - started
-    if options.engine == "spark":
-        from service.batch.spark import score_on_spark
-
-        result = score_on_spark(options, model, timings)
-    elif options.engine == "local":
-        result = _score_local(options, model, timings, on_chunk_scored)
-    else:
+    if options.engine not in ("local", "spark"):
         raise ValueError(f"--engine must be 'local' or 'spark', not {options.engine!r}")
+    with settled_garbage_collector():  # the loaded model stays out of the collections scoring triggers
+        if options.engine == "spark":
+            from service.batch.spark import score_on_spark
+
+            result = score_on_spark(options, model, timings)
+        else:
+            result = _score_local(options, model, timings, on_chunk_scored)
     tick = time.perf_counter()
     parts = result.parts
     write_parquet_atomic(scores_table(parts), out_dir / SCORES_FILE)

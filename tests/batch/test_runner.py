@@ -152,3 +152,27 @@ def test_member_whose_eligibility_rows_are_all_quarantined_still_appears(test_mo
     assert summary.unassessed_members == 1 and summary.quarantined_rows >= 1
     assert "every eligibility row quarantined" in summary.render()
     assert list((tmp_path / "out" / "quarantine").glob("chunk-*/issues.parquet"))
+
+
+def test_collector_is_settled_while_scoring_and_restored_even_when_a_run_fails(small_population, test_model, tmp_path):
+    """Chunks are scored with the loaded model frozen out of the collector's view and the
+    young-generation threshold raised; both are put back after the run, and after a failed one."""
+    import gc
+
+    from service.garbage_collector import YOUNG_GENERATION_THRESHOLD
+
+    before = gc.get_threshold()
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def record_then_stop(chunk):
+        seen.append((gc.get_threshold()[0], gc.get_freeze_count()))
+        raise Stop
+
+    options = ScoreOptions(data_dir=small_population, out_dir=tmp_path, chunk_members=15, show_progress=False)
+    with pytest.raises(Stop):
+        score_directory(options, model=test_model, on_chunk_scored=record_then_stop)
+    assert seen and seen[0][0] == YOUNG_GENERATION_THRESHOLD and seen[0][1] > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

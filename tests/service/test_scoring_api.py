@@ -210,7 +210,7 @@ def test_collector_is_settled_while_serving_and_restored_at_shutdown(settings, m
     young-generation threshold raised; shutting down puts both back."""
     import gc
 
-    from service.app import YOUNG_GENERATION_THRESHOLD
+    from service.garbage_collector import YOUNG_GENERATION_THRESHOLD
 
     before = gc.get_threshold()
     with TestClient(create_app(settings, loader=make_loader(model_dir))) as client:
