@@ -13,6 +13,10 @@ from typing import Annotated, Optional
 
 import typer
 
+# MLflow draws a progress bar on stderr for every model download and upload; in a service's
+# JSON log stream or a batch job's log they are noise. An operator may still set it to true.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
 app = typer.Typer(
     name="cartscout",
     help="Find health-plan members who are, or are about to become, CAR T-cell therapy candidates.",

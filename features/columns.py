@@ -197,6 +197,12 @@ class FrameColumns(Mapping):
         return hit[1]
 
     @property
+    def has_frame(self) -> bool:
+        """Whether the DataFrame has been built: scoring a request never needs it, and building it
+        costs more than the mapping (a test keeps the request path columnar)."""
+        return self._frame is not None
+
+    @property
     def frame(self) -> pd.DataFrame:
         if self._frame is None:
             self._frame = self._build_frame()

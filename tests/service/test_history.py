@@ -107,3 +107,28 @@ def test_event_columns_score_exactly_as_the_events_frame(case, model_dir):
     from_columns = score_members(model, history.event_columns, history.persons, history.as_of, num_threads=1)
     from_frame = score_members(model, events, persons, history.as_of, num_threads=1)
     assert from_columns == from_frame
+
+
+@pytest.mark.parametrize("case", ["relapsed", "events_after_as_of", "two_members", "no_enrollment"])
+def test_scoring_a_request_never_builds_its_events_or_persons_frame(case, model_dir):
+    """The request path stays columnar: building the DataFrame of a request's events or persons
+    (which reading one text column through ``columns[name]`` would do) costs more than mapping it."""
+    from models.artifact import artifact_paths, load_model_files
+    from models.scoring import score_members
+
+    from .factories import R_CHOP, make_member
+
+    member = relapsed_dlbcl_member()
+    members = [member]
+    if case == "events_after_as_of":
+        member["medical_claims"].append({**member["medical_claims"][-1], "claim_id": "future", "claim_start_date": "2031-01-01", "claim_end_date": "2031-01-01"})
+    elif case == "two_members":
+        members.append(make_member("member-2", lines=((date(2024, 2, 1), R_CHOP),), as_of=date(2024, 12, 1)))
+    elif case == "no_enrollment":
+        member.pop("enrollment")
+    model = load_model_files(artifact_paths(model_dir), version="1", source="test artifact")
+    history = load_member_history([ScoreRequest.model_validate(m) for m in members], model.codes, date(2024, 11, 1))
+    results = score_members(model, history.event_columns, history.persons, history.as_of, num_threads=1)
+    assert [r["person_id"] for r in results] == [m["person_id"] for m in members]
+    assert not history.event_columns.has_frame
+    assert not history.persons.has_frame

@@ -120,6 +120,7 @@ def test_served_over_http_from_the_registry_and_from_the_local_copy(tmp_path, re
     lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
     assert any(line.get("event") == "request" and line.get("endpoint") == "/v1/score" and line.get("status") == 200 for line in lines)
     assert "member-1" not in server.output()
+    assert "Downloading artifacts" not in server.output()  # no progress bars in the log stream
     server.log.close()
 
     closed = f"http://127.0.0.1:{free_port()}"
