@@ -294,6 +294,9 @@ def main() -> None:
     raw = args.out.with_suffix(".json")
     report: dict = json.loads(raw.read_text()) if raw.is_file() and set(args.sections) != set(SECTIONS) else {}
     report["rows"] = count_rows(args.data)
+    measured = report.setdefault("measured", {})  # section -> when it was last measured
+    for section in args.sections:
+        measured[section] = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
     try:
         if args.model_uri:
             env, uri, artifact = dict(os.environ), args.model_uri, None
@@ -346,10 +349,12 @@ def write_results(report: dict, args) -> None:
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; {versions}.",
         f"Command: `.venv/bin/python bench/bench_score.py --data DATA_1M{' --spark-data DATA_SPARK' if args.spark_data else ''}"
-        f"{' --model-uri ' + args.model_uri if args.model_uri else ''}` (each measured run a separate process under `/usr/bin/time -v`).",
+        f"{' --model-uri ' + args.model_uri if args.model_uri else ''}{' --sections ' + ' '.join(args.sections) if set(args.sections) != set(SECTIONS) else ''}` (each measured run a separate process under `/usr/bin/time -v`).",
         "Other processes shared the 2 cores while this ran (1-minute load average at the start of each section: "
         + ", ".join(f"{k} {v:.1f}" for k, v in report.get("loadavg", {}).items())
         + "); absolute figures move with that load, ratios measured side by side hold better.",
+        "Sections measured in this run: " + ", ".join(args.sections) + "; carried over from earlier runs (in the .json beside this file): "
+        + (", ".join(f"{k} (measured {report.get('measured', {}).get(k, 'before this field was recorded')})" for k in SECTIONS if k not in args.sections) or "none") + ".",
         f"Model: {'registered model ' + args.model_uri if args.model_uri else 'production-sized booster (300 trees x 31 leaves, all catalog features) fitted on random data, registered in a throw-away MLflow store; scores meaningless, cost per row realistic'}.",
         "",
         "## End to end, local engine",
