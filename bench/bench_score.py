@@ -75,7 +75,7 @@ def build_bench_model(directory: Path, trees: int = 300, leaves: int = 31) -> No
 
 def register_bench_model(root: Path) -> dict[str, str]:
     """Build and register the bench model as ``cartscout-candidate@champion`` in ``root``."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "CARTSCOUT_MODEL_CACHE": str(root / "cache")}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "CARTSCOUT_MODEL_CACHE_DIR": str(root / "cache")}
     script = f"""
 import sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'bench')!r})
 from pathlib import Path

@@ -14,7 +14,11 @@ id and source): version 3 of a development registry, or of a registry rebuilt at
 address, is another model than version 3 of production, and the cache directory is shared by
 default.
 
-The cache directory defaults to ``$CARTSCOUT_MODEL_CACHE`` or ``~/.cache/cartscout/models``.
+The cache directory defaults to ``$CARTSCOUT_MODEL_CACHE_DIR`` or ``~/.cache/cartscout/models``
+(the service's setting of the same name passes its value in; the batch job and training read it here).
+
+:func:`resolve_version` asks the registry which version a URI names now, without loading anything:
+the service's alias poll calls it every few minutes and loads only when the answer changes.
 """
 
 from __future__ import annotations
@@ -38,7 +42,26 @@ class RegistryUnavailableError(ModelArtifactError):
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("CARTSCOUT_MODEL_CACHE") or Path.home() / ".cache" / "cartscout" / "models")
+    return Path(os.environ.get("CARTSCOUT_MODEL_CACHE_DIR") or Path.home() / ".cache" / "cartscout" / "models")
+
+
+def resolve_version(uri: str) -> str | None:
+    """The version ``uri`` names in the registry now (a pinned URI names its own), or None when
+    the registry cannot say (unreachable, unknown alias): the caller then does a full load,
+    which reports the problem or falls back to the local copy."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name, alias, version = _parse(uri)
+    if version is not None:
+        return version
+    if not _reachable(mlflow.get_tracking_uri()):
+        return None
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
 
 
 def _parse(uri: str) -> tuple[str, str | None, str | None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,10 @@ from service.errors import install_error_handlers
 from service.garbage_collector import settled_garbage_collector
 from service.logging import MemberHasher, RequestLogMiddleware, configure_logging, log_event
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.model_slot import ModelSlot
+from service.model_slot import Loader, ModelSlot, Resolver
 from service.routes import cds_hooks, fhir, operations, score
 from service.settings import Settings, get_settings
 from service.state import ServiceState
-
-Loader = Callable[[str, Path | None], Any]
-
 
 def load_registered_model(uri: str, cache_dir: Path | None) -> Any:
     """The production loader: ``models.loading.load_model`` (MLflow registry + local copy)."""
@@ -43,11 +40,20 @@ def load_registered_model(uri: str, cache_dir: Path | None) -> Any:
     return load_model(uri, cache_dir)
 
 
-def create_app(settings: Settings | None = None, *, loader: Loader | None = None) -> FastAPI:
+def resolve_registered_version(uri: str) -> str | None:
+    """The production resolver: which version the registry's alias names now."""
+    from models.loading import resolve_version
+
+    return resolve_version(uri)
+
+
+def create_app(settings: Settings | None = None, *, loader: Loader | None = None, resolver: Resolver | None = None) -> FastAPI:
     """Build the app from ``settings`` (default: the environment via ``get_settings()``).
 
     ``loader(uri, cache_dir) -> model`` defaults to the MLflow registry loader; tests pass a loader
     that reads a model directory, or one that fails to simulate an unreachable registry.
+    ``resolver(uri) -> version`` (the registry's by default, none with a test loader unless given)
+    lets a poll skip loading a version that is already serving.
     """
     settings = settings or get_settings()
     configure_logging()
@@ -57,6 +63,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
         settings.model_uri,
         settings.model_cache_dir,
         on_swap=lambda m: metrics.set_model(m.name, str(m.version), m.rules_version, bool(m.from_local_copy)),
+        resolver=resolve_registered_version if loader is None else resolver,
     )
     key = settings.log_hash_key.get_secret_value().encode() if settings.log_hash_key else None
     state = ServiceState(

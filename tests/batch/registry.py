@@ -25,7 +25,7 @@ def register_test_model(root: Path) -> dict[str, str]:
 
 
 def scoring_env(root: Path) -> dict[str, str]:
-    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "CARTSCOUT_MODEL_CACHE": str(root / "cache"),
+    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "CARTSCOUT_MODEL_CACHE_DIR": str(root / "cache"),
             "PYTHONPATH": str(REPO)}
 
 

@@ -140,6 +140,39 @@ def test_alias_poller_swaps_to_a_new_version(settings, model_dir):
     assert version == "2"
 
 
+def test_a_poll_loads_only_when_the_registry_names_another_version(model_dir):
+    """Asking the registry is cheap and loading is not: while the alias names the serving version
+    nothing is loaded; a new version is loaded and swapped in; when the registry cannot say, or the
+    serving model came from the local copy, the full load decides."""
+    from service.model_slot import ModelSlot
+
+    loads: list[str] = []
+    load = make_loader(model_dir, versions=["1", "2", "2"])
+    named = {"version": "1"}
+
+    def counting_loader(uri, cache_dir):
+        model = load(uri, cache_dir)
+        loads.append(str(model.version))
+        return model
+
+    def resolver(uri):
+        if named["version"] == "unreachable":
+            raise ConnectionError("registry down")
+        return named["version"]
+
+    slot = ModelSlot(counting_loader, "models:/cartscout-candidate@champion", None, resolver=resolver)
+    assert slot.reload() and loads == ["1"]
+    assert not slot.reload() and not slot.reload() and loads == ["1"]
+    named["version"] = "2"
+    assert slot.reload() and loads == ["1", "2"] and slot.current.version == "2"
+    named["version"] = "unreachable"
+    assert not slot.reload() and loads == ["1", "2", "2"]  # loaded to find out; same version, no swap
+    named["version"] = "2"
+    slot.current.from_local_copy = True
+    slot.reload()
+    assert loads == ["1", "2", "2", "2"]  # a local copy is replaced by the registry's as soon as it answers
+
+
 def test_failed_reload_keeps_the_current_model(settings, model_dir, api_headers):
     """A registry failure during reload leaves the loaded version serving."""
     calls = {"n": 0}

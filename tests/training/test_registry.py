@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from models.artifact import MODEL_NAME
-from models.loading import RegistryUnavailableError, load_model
+from models.loading import RegistryUnavailableError, load_model, resolve_version
 from training.registry import (
     CHALLENGER,
     CHAMPION,
@@ -98,7 +98,13 @@ def test_register_gate_promote_and_load(trained, embedded_store, tmp_path):
     assert loaded.version == current_champion(client) and not loaded.from_local_copy
     assert loaded.feature_set_version == trained.spec.feature_set_version
 
+    assert resolve_version(f"models:/{MODEL_NAME}@{CHAMPION}") == loaded.version
+    assert resolve_version(f"models:/{MODEL_NAME}@{CHALLENGER}") == second.version
+    assert resolve_version(f"models:/{MODEL_NAME}@no-such-alias") is None
+    assert resolve_version(f"models:/{MODEL_NAME}/7") == "7"  # a pinned version names itself
+
     mlflow.set_tracking_uri(f"http://127.0.0.1:{_closed_port()}")
+    assert resolve_version(f"models:/{MODEL_NAME}@{CHAMPION}") is None  # unreachable: the caller loads (local copy)
     offline = load_model(f"models:/{MODEL_NAME}@{CHAMPION}", cache_dir=cache)
     assert offline.from_local_copy and offline.version == loaded.version
     with pytest.raises(RegistryUnavailableError):
