@@ -11,7 +11,9 @@ model's own code lists and eligibility rules, then decides a status per member:
                     not scored: the model predicts who becomes a candidate *next*)
 ``likely_soon``     at risk, calibrated score >= the model's ``likely_soon`` threshold
 ``watch``           at risk, score >= the ``watch`` threshold
-``unlikely``        at risk, below both
+``unlikely``        at risk, below both; also, not scored, a member who died on or before
+                    ``as_of`` (training keeps only members alive at each landmark, so the
+                    model has never seen one; the eligibility reasons say "died on ...")
 =================== ===================================================================
 
 Only scored members get TreeSHAP explanations (LightGBM ``pred_contrib``), which cost ~25x a
@@ -28,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from features.codelists import CodeLists
-from features.columns import FrameColumns, TextColumn, columns_of, n_rows, to_numpy
+from features.columns import FrameColumns, TextColumn, columns_of, n_rows, object_values, to_numpy
 from models.artifact import LoadedModel
 
 STATUSES = ("eligible_now", "likely_soon", "watch", "unlikely", "already_treated", "not_in_cohort")
@@ -95,6 +97,16 @@ def _member_rows(keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return pd.Index(keys).get_indexer(ids)
 
 
+def _died_by(persons, keys: np.ndarray, as_of: pd.Series) -> np.ndarray:
+    """Members (in ``keys`` order, which is ``as_of``'s) whose recorded death is on or before their as_of."""
+    columns = columns_of(persons)
+    if "death_date" not in columns or not n_rows(columns):
+        return np.zeros(len(keys), dtype=bool)
+    row = _member_rows(object_values(columns, "person_id", None), keys)  # a request's text columns never become a frame
+    death = to_numpy(columns["death_date"], "datetime64[D]")[np.maximum(row, 0)]
+    return (row >= 0) & ~np.isnat(death) & (death <= to_numpy(as_of.array, "datetime64[D]"))
+
+
 def _person_ids(table) -> np.ndarray:
     """The person_id column as an object array of str (None where missing)."""
     ids = np.empty(n_rows(columns_of(table)), dtype=object)
@@ -151,9 +163,13 @@ def _lines_by_member(lines, keys: np.ndarray) -> list[list[dict]]:
     return _group_by_member(member, n, records, order)
 
 
-def assign_status(in_cohort: np.ndarray, car_t_received: np.ndarray, eligible_now: np.ndarray, score: np.ndarray, likely_soon: float, watch: float) -> np.ndarray:
-    """Status per member from cohort membership, treatment, eligibility and the calibrated score."""
+def assign_status(
+    in_cohort: np.ndarray, car_t_received: np.ndarray, eligible_now: np.ndarray, score: np.ndarray, likely_soon: float, watch: float, deceased: np.ndarray | None = None
+) -> np.ndarray:
+    """Status per member from cohort membership, treatment, eligibility, death and the calibrated score."""
     scored = np.where(score >= likely_soon, "likely_soon", np.where(score >= watch, "watch", "unlikely"))
+    if deceased is not None:
+        scored = np.where(deceased, "unlikely", scored)
     status = np.where(eligible_now, "eligible_now", scored)
     status = np.where(car_t_received, "already_treated", status)
     return np.where(in_cohort, status, "not_in_cohort").astype(object)
@@ -244,9 +260,10 @@ def score_members(
     disease = np.array(_values(cohort, "disease") + [None], dtype=object)[cohort_row].tolist()
     car_t = to_numpy(features["lot_car_t_received_flag"], np.float64) > 0 if "lot_car_t_received_flag" in features else np.zeros(n, bool)  # NaN: False
     products, eligible_any = _eligibility_by_member(fs.eligibility_columns, keys)
+    deceased = _died_by(persons, keys, as_of)
 
     score = np.full(n, np.nan)
-    rows = np.flatnonzero(in_cohort & ~car_t & ~eligible_any)
+    rows = np.flatnonzero(in_cohort & ~car_t & ~eligible_any & ~deceased)
     reasons: list[list[dict]] = [[] for _ in range(n)]
     if rows.size:
         sub = matrix[rows]
@@ -255,7 +272,7 @@ def score_members(
         for i, explained in zip(rows.tolist(), explain_rows(model, sub, contributions, top_reasons)):
             reasons[i] = explained
     thresholds = model.spec.thresholds
-    status = assign_status(in_cohort, car_t, eligible_any, np.where(score == score, score, -1.0), thresholds.likely_soon, thresholds.watch).tolist()
+    status = assign_status(in_cohort, car_t, eligible_any, np.where(score == score, score, -1.0), thresholds.likely_soon, thresholds.watch, deceased).tolist()
 
     lines = _lines_by_member(fs.lines_columns, keys)
     dates = _values(features, "as_of")

@@ -27,6 +27,42 @@ def test_thresholds_are_inclusive():
     assert status.tolist() == ["likely_soon", "watch"]
 
 
+def test_a_member_dead_by_as_of_is_unlikely_and_never_scored():
+    """Death on or before as_of makes a member unlikely whatever the score; already treated and
+    outside the cohort still win."""
+    in_cohort = np.array([True, True, True, False])
+    treated = np.array([False, False, True, False])
+    dead = np.array([True, False, True, True])
+    status = assign_status(in_cohort, treated, np.zeros(4, bool), np.array([0.9, 0.9, 0.9, 0.9]), 0.4, 0.1, dead)
+    assert status.tolist() == ["unlikely", "likely_soon", "already_treated", "not_in_cohort"]
+
+
+def test_deceased_members_get_no_score_on_either_door(model_dir):
+    """A member the model would score is left unscored and unexplained once dead by as_of (the
+    model was trained on living members only), in a request's columns and in the batch's frames
+    alike; a death after as_of changes nothing (the pipeline cannot see it yet)."""
+    from models.artifact import artifact_paths, load_model_files
+    from models.scoring import score_members
+    from service.history import load_member_history
+    from service.schemas import ScoreRequest
+    from tests.service.factories import R_CHOP, make_member
+
+    model = load_model_files(artifact_paths(model_dir), version="1")
+    members = []
+    for person, death in (("alive", None), ("died-before", "2024-10-20"), ("died-on", "2024-11-01"), ("died-after", "2025-02-01")):
+        member = make_member(person, lines=((date(2024, 2, 1), R_CHOP),), as_of=date(2024, 11, 1))
+        member["demographics"]["death_date"] = death
+        members.append(member)
+    history = load_member_history([ScoreRequest.model_validate(m) for m in members], model.codes, date(2024, 11, 1))
+    for events, persons in ((history.event_columns, history.persons), (history.events, history.persons.frame)):
+        results = {r["person_id"]: r for r in score_members(model, events, persons, history.as_of, num_threads=1)}
+        assert results["alive"]["score"] is not None and results["alive"]["reasons"]
+        assert results["died-after"]["score"] == results["alive"]["score"]
+        for person in ("died-before", "died-on"):
+            assert results[person]["status"] == "unlikely" and results[person]["score"] is None and results[person]["reasons"] == []
+            assert results[person]["in_cohort"]
+
+
 def _population(size: int) -> list[dict]:
     """Members of every kind the scorer distinguishes, with dates and ages varied per member:
     outside the cohort, diagnosed only, on first-line R-CHOP (with fills), relapsed onto R-ICE,
