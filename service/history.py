@@ -7,14 +7,16 @@ and the API, and a member scores the same whichever door it came through.
 
 Code shapes are checked with the contract's own format rules (``contract.code_formats``); a
 malformed code is an error naming its field (``medical_claims[2].diagnosis_codes[0]``), never a
-silently dropped event.
+silently dropped event. So are the contract's two person-level date rules: a birth date after
+every service date of the member, and a service date more than ``DEATH_GRACE_DAYS`` after the
+recorded death (the batch job quarantines such rows; a request is refused naming them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from operator import itemgetter
 
 import numpy as np
@@ -22,6 +24,7 @@ import pandas as pd
 
 from contract import code_formats
 from contract.mapping import claims_to_event_columns
+from contract.validation import DEATH_GRACE_DAYS
 from features.codelists import CodeLists
 from features.columns import FrameColumns, n_rows, object_values, string_array, to_numpy
 from service.errors import InvalidInput
@@ -91,7 +94,7 @@ def build_claim_tables(members: Sequence[ScoreRequest], field_prefix: Sequence[s
         fill_where += [(mi, fi) for fi in range(len(m.pharmacy_claims))]
         fill_person += [m.person_id] * len(m.pharmacy_claims)
 
-    errors: list[tuple[tuple[int, int], tuple, str]] = []  # (sort key, location, message)
+    errors: list[tuple[tuple[int, int], tuple, str, str]] = []  # (sort key, location, message, the contract's check)
     lines = [line.__dict__ for line in med_lines]
     med = {"person_id": med_person, "member_id": med_person, "data_source": [DATA_SOURCE] * len(lines)}
     if lines:  # one pass over the lines gathers every field (no lines: the columns are left out)
@@ -125,10 +128,11 @@ def build_claim_tables(members: Sequence[ScoreRequest], field_prefix: Sequence[s
         ndc = _KNOWN["ndc"]
         rx["ndc_code"] = [ndc.get(code) or _checked("ndc", code, row, "ndc_code", (*fill_where[row], "ndc_code"), errors) for row, code in enumerate(rx["ndc_code"])]
 
+    _check_life_dates(members, med.get("claim_start_date", []), med_where, rx.get("dispensing_date", []), fill_where, errors)
     if errors:
         errors.sort(key=lambda e: e[0])
         head = "".join(field_prefix)
-        raise InvalidInput(f"{len(errors)} malformed code(s)", errors=[{"field": _field(head, where), "rule": "code_format", "message": message} for _, where, message in errors[:100]])
+        raise InvalidInput(f"{len(errors)} malformed code(s) or impossible date(s)", errors=[{"field": _field(head, where), "rule": rule, "message": message} for _, where, message, rule in errors[:100]])
     return ClaimTables(_columns(elig), _columns(med), _columns(rx))
 
 
@@ -195,14 +199,14 @@ _COLUMN_ORDER = {"hcpcs_code": 0, **{f"diagnosis_code_{i}": i for i in range(1, 
 
 def _checked(system: str, code: str, row: int, column: str, where: tuple, errors: list) -> str | None:
     """The code in its normal form by the contract's rule for ``system``; a malformed one is added
-    to ``errors`` (sort key, location, message). Blank counts as missing, as in the batch checks."""
+    to ``errors`` (sort key, location, message, check). Blank counts as missing, as in the batch checks."""
     clean, message, table = _CHECKS[system]
     text = code.strip()
     if not text:
         return None
     normal = clean(text)
     if normal is None:
-        errors.append(((_COLUMN_ORDER[column], row), (where[0], table, *where[1:]), message))
+        errors.append(((_COLUMN_ORDER[column], row), (where[0], table, *where[1:]), message, "code_format"))
     else:
         known = _KNOWN[system]
         if len(known) >= _KNOWN_LIMIT:
@@ -211,9 +215,36 @@ def _checked(system: str, code: str, row: int, column: str, where: tuple, errors
     return normal
 
 
+def _check_life_dates(members: Sequence[ScoreRequest], claim_days: list, claim_where: list, fill_days: list, fill_where: list, errors: list) -> None:
+    """The contract's person-level date rules (``contract.validation``: ``date_range`` for a birth
+    after every service date, ``after_death``), added to ``errors`` without the dates themselves.
+    Rows are visited one by one only for members with a death date or when several members share
+    the request; one member's latest service date is one ``max``."""
+    grace = timedelta(days=DEATH_GRACE_DAYS)
+    limits = [None if m.demographics.death_date is None else m.demographics.death_date + grace for m in members]
+    latest: dict[int, date] = {}
+    for days, where, table, field, order in ((claim_days, claim_where, "medical_claims", "claim_start_date", 52), (fill_days, fill_where, "pharmacy_claims", "dispensing_date", 53)):
+        if not days:
+            continue
+        if len(members) == 1:
+            latest[0] = max(latest.get(0, date.min), max(days))
+        else:
+            for day, (mi, _) in zip(days, where):
+                if day > latest.get(mi, date.min):
+                    latest[mi] = day
+        if any(limit is not None for limit in limits):
+            for row, (day, (mi, index)) in enumerate(zip(days, where)):
+                if limits[mi] is not None and day > limits[mi]:
+                    errors.append(((order, row), (mi, table, index, field), f"more than {DEATH_GRACE_DAYS} day after demographics.death_date", "after_death"))
+    for mi, day in latest.items():
+        if members[mi].demographics.birth_date > day:
+            errors.append(((-1, mi), (mi, "demographics", None, "birth_date"), "after every service date in the history", "date_range"))
+
+
 def _field(head: str, where: tuple) -> str:
     member, table, index, field = where
-    return f"{head}[{member}].{table}[{index}].{field}" if head else f"{table}[{index}].{field}"
+    path = f"{table}.{field}" if index is None else f"{table}[{index}].{field}"
+    return f"{head}[{member}].{path}" if head else path
 
 
 def _columns(columns: dict[str, list]) -> dict[str, np.ndarray]:

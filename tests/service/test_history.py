@@ -90,7 +90,9 @@ def test_event_columns_score_exactly_as_the_events_frame(case, model_dir):
     elif case == "two_members":
         members.append(make_member("member-2", lines=((date(2024, 2, 1), R_CHOP),), as_of=date(2024, 12, 1)))
     elif case in ("death_before_as_of", "death_after_as_of"):  # a later death is hidden by the pipeline
-        member["demographics"]["death_date"] = "2024-10-20" if case == "death_before_as_of" else "2025-02-01"
+        death = "2024-10-20" if case == "death_before_as_of" else "2025-02-01"
+        member["demographics"]["death_date"] = death
+        member["medical_claims"] = [c for c in member["medical_claims"] if c["claim_start_date"] <= death]  # later ones: another person's
     elif case == "empty":
         members = [{"person_id": "empty", "demographics": {"birth_date": "1970-01-01"}}]
     requests = [ScoreRequest.model_validate(m) for m in members]

@@ -157,3 +157,29 @@ def test_oversized_body_is_a_413_even_without_credentials(client):
 
     response = client.post("/v1/score", content=chunks(), headers={"content-type": "application/json"})
     assert problem(response)["status"] == 413
+
+
+def test_birth_after_every_service_date_is_422_on_the_birth_date(scoring_client, api_headers):
+    """The contract's rule (a birth date in the future of the member's own data) holds for a
+    request too: refused naming demographics.birth_date, without echoing the date."""
+    member = relapsed_dlbcl_member()
+    member["demographics"]["birth_date"] = "2090-01-01"
+    body = problem(scoring_client.post("/v1/score", json=member, headers=api_headers))
+    assert fields(body) == ["demographics.birth_date"] and body["errors"][0]["rule"] == "date_range"
+    assert "2090-01-01" not in json.dumps(body)
+
+
+def test_service_dates_after_death_are_422_naming_each_line(scoring_client, api_headers):
+    """A claim or fill more than a day after the recorded death (another person's claim, or a wrong
+    death date) is refused naming the line; the day after death is accepted (contract's grace)."""
+    member = relapsed_dlbcl_member()
+    last = max(c["claim_start_date"] for c in member["medical_claims"])
+    member["demographics"]["death_date"] = last
+    member["pharmacy_claims"] = [{"claim_id": "rx1", "dispensing_date": "2099-01-01", "ndc_code": "00069-0101-01"}]
+    body = problem(scoring_client.post("/v1/score", json=member, headers=api_headers))
+    assert fields(body) == ["pharmacy_claims[0].dispensing_date"] and body["errors"][0]["rule"] == "after_death"
+    member["pharmacy_claims"] = []
+    member["demographics"]["death_date"] = "2000-01-01"
+    body = problem(scoring_client.post("/v1/score/batch", json={"members": [relapsed_dlbcl_member("m1"), member]}, headers=api_headers))
+    assert len(fields(body)) == len(member["medical_claims"])
+    assert all(f.startswith("members[1].medical_claims[") and f.endswith("].claim_start_date") for f in fields(body))
