@@ -201,8 +201,10 @@ def serve(
 
     Configuration comes from CARTSCOUT_* environment variables (see docs/service.md); uvicorn's
     access log is off because the service writes its own PHI-free JSON line per request. With
-    more than one worker and no CARTSCOUT_JTI_STORE, the workers share a JWT replay store in a
-    private temporary directory, so a token replayed to another worker is still refused.
+    more than one worker, the workers share a private temporary directory: a JWT replay store
+    (unless CARTSCOUT_JTI_STORE names one), so a token replayed to another worker is still
+    refused, and Prometheus' multiprocess files (unless PROMETHEUS_MULTIPROC_DIR is set), so
+    /metrics counts every worker's requests whichever worker answers the scrape.
     """
     import shutil
     import tempfile
@@ -213,9 +215,13 @@ def serve(
 
     settings = get_settings()
     shared = None
-    if workers > 1 and settings.jti_store is None:
-        shared = Path(tempfile.mkdtemp(prefix="cartscout-jti-"))
-        os.environ["CARTSCOUT_JTI_STORE"] = str(shared / "jti.sqlite3")
+    if workers > 1:
+        shared = Path(tempfile.mkdtemp(prefix="cartscout-serve-"))
+        if settings.jti_store is None:
+            os.environ["CARTSCOUT_JTI_STORE"] = str(shared / "jti.sqlite3")
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            (shared / "metrics").mkdir()
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared / "metrics")
     try:
         uvicorn.run(
             "service.app:create_app",

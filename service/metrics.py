@@ -2,13 +2,20 @@
 
 Each app gets its own registry (so tests and several apps in one process do not collide). The
 endpoint label is the route template (``/v1/score``), never the raw path, to keep cardinality fixed.
+
+Under ``cartscout serve --workers N`` each worker is its own process and a scrape reaches whichever
+worker accepts it, so the workers write their samples to files in ``PROMETHEUS_MULTIPROC_DIR``
+(prometheus_client's multiprocess mode, which the command switches on) and ``/metrics`` reports
+all workers together: request counts are sums, ``cartscout_model_info`` the versions serving in
+any live worker.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -36,8 +43,13 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.model_info = Gauge(
-            "cartscout_model_info", "The model currently serving (value 1).", ["model_name", "model_version", "rules_version", "from_local_copy"], registry=self.registry
+            "cartscout_model_info",
+            "The model serving (1) or replaced (0), by version.",
+            ["model_name", "model_version", "rules_version", "from_local_copy"],
+            registry=self.registry,
+            multiprocess_mode="livemax",  # 1 while any live worker serves it
         )
+        self._model_labels: tuple[str, ...] | None = None
 
     def observe_result(self, score: float | None, status: str, model_version: str) -> None:
         if score is not None and score == score:
@@ -45,11 +57,21 @@ class ServiceMetrics:
         self.statuses.labels(status, model_version).inc()
 
     def set_model(self, name: str, version: str, rules_version: str, from_local_copy: bool) -> None:
-        self.model_info.clear()
-        self.model_info.labels(name, version, rules_version, str(from_local_copy).lower()).set(1)
+        """Mark the new model serving and the one it replaces not (set to 0, not removed: another
+        worker may still serve it, and the multiprocess files cannot forget a series)."""
+        if self._model_labels is not None:
+            self.model_info.labels(*self._model_labels).set(0)
+        self._model_labels = (name, version, rules_version, str(from_local_copy).lower())
+        self.model_info.labels(*self._model_labels).set(1)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition text: this process's registry, or every worker's samples in multiprocess mode."""
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not directory:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=directory)
+        return generate_latest(merged)
 
 
 class MetricsMiddleware:

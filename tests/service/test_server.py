@@ -148,3 +148,32 @@ def test_a_jwt_replayed_to_another_worker_is_refused(tmp_path, registry, jwks_fi
         server.log.close()
     assert statuses == [200] + [401] * 11
     assert fresh.status_code == 200
+
+
+def _scored_requests(exposition: str) -> float:
+    """The cartscout_requests count of successful /v1/score calls in one scrape."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == "cartscout_requests_total" and sample.labels.get("endpoint") == "/v1/score" and sample.labels.get("status") == "200"
+    )
+
+
+def test_metrics_count_every_workers_requests_whichever_worker_answers(tmp_path, registry, jwks_file):
+    """With two workers, every scrape of /metrics reports all requests served (each call on a new
+    connection, so the kernel spreads calls and scrapes over both workers) and one serving model."""
+    server = Server(server_env(tmp_path, registry, tmp_path / "model-cache", jwks_file), tmp_path, workers=2)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        for _ in range(12):
+            assert httpx.post(server.base + "/v1/score", json=relapsed_dlbcl_member(), headers=headers, timeout=30).status_code == 200
+        scrapes = [httpx.get(server.base + "/metrics", headers=headers, timeout=10).text for _ in range(6)]
+    finally:
+        server.stop()
+        server.log.close()
+    assert [_scored_requests(text) for text in scrapes] == [12.0] * 6
+    serving = [line for line in scrapes[0].splitlines() if line.startswith("cartscout_model_info{") and line.endswith(" 1.0")]
+    assert len(serving) == 1 and 'model_version="1"' in serving[0]
