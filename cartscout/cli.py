@@ -204,8 +204,10 @@ def serve(
     more than one worker, the workers share a private temporary directory: a JWT replay store
     (unless CARTSCOUT_JTI_STORE names one), so a token replayed to another worker is still
     refused, and Prometheus' multiprocess files (unless PROMETHEUS_MULTIPROC_DIR is set), so
-    /metrics counts every worker's requests whichever worker answers the scrape.
+    /metrics counts every worker's requests whichever worker answers the scrape. Without
+    CARTSCOUT_LOG_HASH_KEY the workers share one random key for this run's member hashes.
     """
+    import secrets
     import shutil
     import tempfile
 
@@ -222,6 +224,8 @@ def serve(
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             (shared / "metrics").mkdir()
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared / "metrics")
+        if settings.log_hash_key is None:  # one key for all workers, so one member hashes alike in every log line
+            os.environ["CARTSCOUT_LOG_HASH_KEY"] = secrets.token_hex(32)
     try:
         uvicorn.run(
             "service.app:create_app",

@@ -162,10 +162,12 @@ def _scored_requests(exposition: str) -> float:
     )
 
 
-def test_metrics_count_every_workers_requests_whichever_worker_answers(tmp_path, registry, jwks_file):
+def test_metrics_and_member_hashes_agree_across_workers(tmp_path, registry, jwks_file):
     """With two workers, every scrape of /metrics reports all requests served (each call on a new
-    connection, so the kernel spreads calls and scrapes over both workers) and one serving model."""
-    server = Server(server_env(tmp_path, registry, tmp_path / "model-cache", jwks_file), tmp_path, workers=2)
+    connection, so the kernel spreads calls and scrapes over both workers) and one serving model;
+    without a configured log hash key, one member still hashes alike in every worker's log lines."""
+    env = {k: v for k, v in server_env(tmp_path, registry, tmp_path / "model-cache", jwks_file).items() if k != "CARTSCOUT_LOG_HASH_KEY"}
+    server = Server(env, tmp_path, workers=2)
     headers = {"Authorization": f"Bearer {API_KEY}"}
     try:
         for _ in range(12):
@@ -173,7 +175,10 @@ def test_metrics_count_every_workers_requests_whichever_worker_answers(tmp_path,
         scrapes = [httpx.get(server.base + "/metrics", headers=headers, timeout=10).text for _ in range(6)]
     finally:
         server.stop()
-        server.log.close()
+    lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+    server.log.close()
+    hashes = {tuple(line["members"]) for line in lines if line.get("event") == "request" and line.get("endpoint") == "/v1/score"}
+    assert len(hashes) == 1
     assert [_scored_requests(text) for text in scrapes] == [12.0] * 6
     serving = [line for line in scrapes[0].splitlines() if line.startswith("cartscout_model_info{") and line.endswith(" 1.0")]
     assert len(serving) == 1 and 'model_version="1"' in serving[0]
