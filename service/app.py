@@ -29,6 +29,7 @@ from service.garbage_collector import settled_garbage_collector
 from service.logging import MemberHasher, RequestLogMiddleware, configure_logging, log_event
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.model_slot import Loader, ModelSlot, Resolver
+from service.openapi import documented_openapi
 from service.routes import cds_hooks, fhir, operations, score
 from service.settings import Settings, get_settings
 from service.state import ServiceState
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader | None = None
         openapi_url=None,
     )
     app.state.service = state
+    app.openapi = functools.partial(documented_openapi, app)  # served, behind auth, by /openapi.json
     install_error_handlers(app)
     for router in (operations.router, score.router, fhir.router, cds_hooks.router):
         app.include_router(router)

@@ -20,15 +20,39 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from typing_extensions import NotRequired, TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:cartscout:problem:"
+
+
+class FieldError(TypedDict):
+    """One rule a request broke: where and which, never the value that was sent."""
+
+    field: Annotated[str, Field(description="Path of the field at fault, e.g. members[3].medical_claims[0].claim_start_date.")]
+    rule: Annotated[str, Field(description="The check it failed, e.g. missing, date_range, max_length.")]
+    message: str
+
+
+# What ProblemError.to_body builds; its JSON schema is the one problem schema of the OpenAPI
+# document, so its docstring and descriptions are what API readers see.
+class Problem(TypedDict):
+    """The body of every error answer: RFC 9457 problem details, plus the fields at fault when a
+    request broke rules."""
+
+    type: Annotated[str, Field(description=f"{PROBLEM_TYPE_BASE}<kind>, e.g. {PROBLEM_TYPE_BASE}invalid-input.")]
+    title: str
+    status: int
+    detail: str
+    instance: NotRequired[Annotated[str, Field(description="The request path; absent when the body was refused before routing (413).")]]
+    errors: NotRequired[list[FieldError]]
 
 
 class ProblemError(Exception):
@@ -38,14 +62,14 @@ class ProblemError(Exception):
     title = "Internal error"
     slug = "internal"
 
-    def __init__(self, detail: str, *, errors: Sequence[dict[str, str]] = (), headers: dict[str, str] | None = None):
+    def __init__(self, detail: str, *, errors: Sequence[FieldError] = (), headers: dict[str, str] | None = None):
         super().__init__(detail)
         self.detail = detail
         self.errors = list(errors)
         self.headers = headers or {}
 
-    def to_body(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + self.slug, "title": self.title, "status": self.status, "detail": self.detail}
+    def to_body(self, instance: str | None = None) -> Problem:
+        body: Problem = {"type": PROBLEM_TYPE_BASE + self.slug, "title": self.title, "status": self.status, "detail": self.detail}
         if instance:
             body["instance"] = instance
         if self.errors:
@@ -80,6 +104,17 @@ class ModelUnavailable(ProblemError):
     status, title, slug = 503, "No model loaded", "model-unavailable"
 
 
+def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
+    """A route's ``responses=`` documenting ``errors`` as problem+json bodies (the ``Problem``
+    schema, which the served OpenAPI document carries in components/schemas)."""
+    return {error.status: problem_response_doc(error) for error in errors}
+
+
+def problem_response_doc(error: type[ProblemError]) -> dict[str, Any]:
+    """One OpenAPI response object for ``error``."""
+    return {"description": error.title, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
 def format_location(loc: Iterable[str | int]) -> str:
     """``("body", "members", 3, "claims", 0, "date")`` -> ``members[3].claims[0].date``."""
     parts: list[str] = []
@@ -93,7 +128,7 @@ def format_location(loc: Iterable[str | int]) -> str:
     return "".join(parts) or "body"
 
 
-def describe_validation_errors(raw_errors: Sequence[dict[str, Any]], prefix: Sequence[str | int] = ()) -> list[dict[str, str]]:
+def describe_validation_errors(raw_errors: Sequence[dict[str, Any]], prefix: Sequence[str | int] = ()) -> list[FieldError]:
     """Pydantic errors -> ``[{"field", "rule", "message"}]`` without the offending input values.
 
     Pydantic's ``msg`` for a ``value_error`` is our own validator's text (which never quotes the

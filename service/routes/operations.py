@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.deps import Admin, RestCaller, State
-from service.errors import ModelUnavailable, problem_response
+from service.errors import Forbidden, ModelUnavailable, Unauthenticated, problem_response, problem_responses
 from service.schemas import ReadinessResponse, ReloadResponse
 
 router = APIRouter(tags=["operations"])
@@ -19,7 +19,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=ReadinessResponse, responses={503: {"description": "No model loaded"}})
+@router.get("/readyz", response_model=ReadinessResponse, responses=problem_responses(ModelUnavailable))
 def readyz(request: Request, state: State):
     """Ready when a model is loaded: its name, version, rules version and whether it came from
     the local copy because the registry was unreachable (open, no authentication)."""
@@ -37,7 +37,7 @@ def readyz(request: Request, state: State):
     )
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, responses=problem_responses(Unauthenticated))
 def metrics(state: State, _caller: RestCaller) -> Response:
     """Prometheus exposition: request counts and latency by endpoint and status, scores by model version."""
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -48,7 +48,7 @@ def openapi(request: Request, _caller: RestCaller) -> JSONResponse:
     return JSONResponse(request.app.openapi())
 
 
-@router.post("/admin/model/reload", response_model=ReloadResponse)
+@router.post("/admin/model/reload", response_model=ReloadResponse, responses=problem_responses(Unauthenticated, Forbidden, ModelUnavailable))
 def reload_model(state: State, _admin: Admin):
     """Re-resolve the model alias now; swap atomically if it moved (in-flight requests finish on the old model)."""
     swapped = state.slot.reload()

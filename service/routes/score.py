@@ -23,17 +23,20 @@ from starlette.background import BackgroundTask
 
 from service.coalescing import Deliver
 from service.deps import ScoringRequest, current_model, parse_body
-from service.errors import InvalidInput
+from service.errors import BodyTooLarge, InvalidInput, ModelUnavailable, Unauthenticated, problem_responses
 from service.history import load_member_history
 from service.logging import RequestRecord
+from service.openapi import json_body
 from service.schemas import BatchScoreRequest, BatchScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring import score_histories
 from service.state import ServiceState
 
 router = APIRouter(prefix="/v1/score", tags=["scoring"])
 
+ERRORS = problem_responses(Unauthenticated, BodyTooLarge, InvalidInput, ModelUnavailable)
 
-@router.post("", response_model=ScoreResponse, summary="Score one member's claims history")
+
+@router.post("", response_model=ScoreResponse, summary="Score one member's claims history", responses=ERRORS, openapi_extra=json_body(ScoreRequest))
 async def score_member(call: ScoringRequest) -> Response:
     """Status, calibrated score, label eligibility per CAR T product, lines of therapy and the
     top contributing factors for one member, as of ``as_of`` (default: today, UTC). The body is a
@@ -70,7 +73,7 @@ def score_waiting_members(state: ServiceState, requests: Sequence[tuple[bytes, R
             deliver(position, result.model_dump_json().encode())
 
 
-@router.post("/batch", response_model=BatchScoreResponse, summary="Score several members in one call")
+@router.post("/batch", response_model=BatchScoreResponse, summary="Score several members in one call", responses=ERRORS, openapi_extra=json_body(BatchScoreRequest))
 def score_batch(call: ScoringRequest) -> Response:
     """The same result per member as ``/v1/score``, in request order; at most
     ``CARTSCOUT_MAX_BATCH_MEMBERS`` members per call (default 1,000). The body is a

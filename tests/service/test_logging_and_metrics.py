@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import date
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from service.logging import REQUEST_LOGGER, SERVICE_LOGGER, MemberHasher, score_band
+from service.metrics import SCORE_BUCKETS
 
-from .factories import relapsed_dlbcl_member
+from .factories import R_CHOP, make_member, relapsed_dlbcl_member
 from .test_cds_hooks import hook_request, relapsed_dlbcl_prefetch
 
 SERVICE = "/cds-services/cartscout-candidate"
@@ -74,6 +77,32 @@ def test_metrics_count_requests_and_scores_by_model_version(scoring_client, api_
     assert 'cartscout_request_duration_seconds_bucket{endpoint="/v1/score"' in text
     assert 'cartscout_member_status_total{model_version="1",status="eligible_now"} 1.0' in text
     assert 'cartscout_model_info{from_local_copy="false",model_name="cartscout-candidate",model_version="1"' in text
+
+
+def score_histogram(client, headers) -> dict[str | float, float]:
+    """``cartscout_score``'s samples for model version 1 from /metrics: "count", "sum" and each
+    bucket's cumulative count keyed by its upper bound (all zero before the first score)."""
+    samples: dict[str | float, float] = {"count": 0.0, "sum": 0.0, **{bound: 0.0 for bound in SCORE_BUCKETS}}
+    for family in text_string_to_metric_families(client.get("/metrics", headers=headers).text):
+        for sample in family.samples if family.name == "cartscout_score" else ():
+            if sample.labels.get("model_version") == "1":
+                kind = sample.name.removeprefix("cartscout_score_")
+                samples[float(sample.labels["le"]) if kind == "bucket" else kind] = sample.value
+    return samples
+
+
+def test_score_distribution_counts_each_scored_member_by_model_version(scoring_client, api_headers):
+    """A member the model scores (first-line R-CHOP, not yet eligible) moves cartscout_score{model_version="1"}
+    by one observation of exactly the returned score; a member with no score (eligible now) does not."""
+    before = score_histogram(scoring_client, api_headers)
+    member = make_member("first-line", lines=((date(2024, 6, 3), R_CHOP),), as_of=date(2024, 10, 1))
+    body = scoring_client.post("/v1/score", json=member, headers=api_headers).json()
+    assert body["status"] != "eligible_now" and body["score"] is not None
+    scoring_client.post("/v1/score", json=relapsed_dlbcl_member(), headers=api_headers)
+    after = score_histogram(scoring_client, api_headers)
+    assert after["count"] - before["count"] == 1
+    assert after["sum"] - before["sum"] == pytest.approx(body["score"])
+    assert {bound: after[bound] - before[bound] for bound in SCORE_BUCKETS} == {bound: float(body["score"] <= bound) for bound in SCORE_BUCKETS}
 
 
 class BrokenModel:
