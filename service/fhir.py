@@ -24,6 +24,11 @@ ingredient names in their RxNorm display, which RxNorm builds from ingredient + 
 NDC and HCPCS codings map as on claims. A resource none of whose codings maps is counted in
 ``unmapped_codes`` by code system (never dropped silently); undated or not-done resources are
 counted in ``skipped``.
+
+Values the REST API would refuse are refused here too, naming ``entry[i].resource.<element>``
+(422): a date read outside 1900-01-01..2100-12-31 (``date_range``; a Coverage ``period.end`` of
+9999-12-31 means open-ended, as in the batch contract) and a MedicationDispense ``daysSupply``
+outside 0..365 (``days_supply``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -40,9 +45,11 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from contract.code_formats import clean_hcpcs, clean_icd10cm, clean_icd10pcs, clean_ndc
+from contract.validation import OPEN_END_DATE
 from features.codelists import CodeLists, normalise_code
 from features.events import conform_events, conform_persons
 from service.errors import InvalidInput, describe_validation_errors
+from service.schemas import MAX_DAY, MIN_DAY
 
 ICD10CM = ("http://hl7.org/fhir/sid/icd-10-cm",)
 ICD10PCS = ("http://www.cms.gov/Medicare/Coding/ICD10",)
@@ -79,6 +86,7 @@ MEDICATION_KIND = {
     "MedicationRequest": ("drug_fill", "unknown"),
     "MedicationStatement": ("drug_fill", "unknown"),
 }
+MAX_DAYS_SUPPLY = 365  # as the REST PharmacyClaimLine.days_supply
 _MAX_ERRORS = 50
 
 
@@ -92,6 +100,18 @@ class FhirHistory:
     unmapped_codes: dict[str, int] = field(default_factory=dict)
     mapped_resources: dict[str, int] = field(default_factory=dict)
     skipped_resources: dict[str, int] = field(default_factory=dict)
+
+
+class OutOfRange(ValueError):
+    """A value FHIR allows but the REST API refuses, raised where it is read; the caller names its
+    entry, so the 422 says ``entry[i].resource.<path>`` without echoing the value."""
+
+    def __init__(self, path: str, rule: str, message: str):
+        super().__init__(message)
+        self.path, self.rule, self.message = path, rule, message
+
+    def field_error(self, index: int) -> dict[str, str]:
+        return {"field": f"entry[{index}].resource.{self.path}", "rule": self.rule, "message": self.message}
 
 
 class RxNormLookup:
@@ -120,8 +140,8 @@ class RxNormLookup:
 def read_bundle(bundle: Any, codes: CodeLists, *, person_id: str | None = None, rxnorm: RxNormLookup | None = None) -> FhirHistory:
     """Map a FHIR R4 Bundle holding one patient's records to events and persons.
 
-    Raises :class:`InvalidInput` naming ``entry[i].resource.<element>`` for invalid resources,
-    a missing or second Patient, or a resource about another patient.
+    Raises :class:`InvalidInput` naming ``entry[i].resource.<element>`` for invalid resources or
+    values out of the REST API's range, a missing or second Patient, or a resource about another patient.
     """
     entries = _bundle_entries(bundle)
     return _read_resources(entries, codes, person_id=person_id, rxnorm=rxnorm or RxNormLookup(codes))
@@ -130,13 +150,21 @@ def read_bundle(bundle: Any, codes: CodeLists, *, person_id: str | None = None, 
 def bundle_from_prefetch(patient: Any, bundles: Mapping[str, Any]) -> dict[str, Any]:
     """Join CDS Hooks prefetch (a Patient plus searchset Bundles) into one collection Bundle."""
     entries: list[dict[str, Any]] = [{"resource": patient}]
-    for bundle in bundles.values():
-        if bundle is None:
+    for key, bundle in bundles.items():
+        found = bundle.get("entry") if isinstance(bundle, dict) else None
+        if found is None:
             continue
-        for entry in (bundle.get("entry") or []) if isinstance(bundle, dict) else []:
-            if isinstance(entry, dict) and entry.get("search", {}).get("mode") != "outcome":
-                entries.append(entry)
+        if not isinstance(found, list):
+            raise InvalidInput("a prefetch Bundle's entry is not a list", errors=[{"field": f"prefetch.{key}.entry", "rule": "type", "message": "expected a list"}])
+        entries += [entry for entry in found if isinstance(entry, dict) and _search_mode(entry) != "outcome"]
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _search_mode(entry: dict[str, Any]) -> Any:
+    """``entry.search.mode``; a search that is not an object counts as absent, like other malformed
+    members of an entry (fullUrl, resource) that the mapping does not need."""
+    search = entry.get("search")
+    return search.get("mode") if isinstance(search, dict) else None
 
 
 def _bundle_entries(bundle: Any) -> list[tuple[int, str | None, dict[str, Any]]]:
@@ -193,6 +221,13 @@ def _read_resources(entries: list[tuple[int, str | None, dict[str, Any]]], codes
     mapped: Counter = Counter()
     skipped: Counter = Counter(ignored)
     drug_hcpcs = set(codes.drugs.loc[codes.drugs["code_system"] == "hcpcs", "code"])
+    refused: list[dict[str, str]] = []
+    birth = death = None
+    try:
+        birth = _first_day(patient, ("birthDate",))
+        death = _first_day(patient, ("deceasedDateTime",))
+    except OutOfRange as exc:
+        refused.append(exc.field_error(p_index))
     for i, _, resource in kept:
         rtype = resource["resourceType"]
         if rtype in ("Patient", "Medication"):
@@ -202,20 +237,25 @@ def _read_resources(entries: list[tuple[int, str | None, dict[str, Any]]], codes
         if reference and not _same_patient(reference, own_refs, patient.get("id")):
             raise InvalidInput("a resource refers to another patient", errors=[{"field": f"entry[{i}].resource.{ref_field}.reference", "rule": "same_patient", "message": "refers to a different patient than the Bundle's Patient"}])
         before = len(rows)
-        reason = _map_resource(resource, pid, rows, unmapped, drug_hcpcs, rxnorm, medications)
+        try:
+            reason = _map_resource(resource, pid, rows, unmapped, drug_hcpcs, rxnorm, medications)
+        except OutOfRange as exc:
+            refused.append(exc.field_error(i))
+            continue
         if reason:
             skipped[reason] += 1
         elif len(rows) > before:
             mapped[rtype] += 1
+    if refused:
+        raise InvalidInput(f"{len(refused)} FHIR value(s) out of range", errors=refused[:_MAX_ERRORS])
 
-    death = _fhir_day(patient.get("deceasedDateTime"))
     if death is not None:
         rows.append({"person_id": pid, "kind": "death", "date": death, "code_system": "", "code": "", "setting": "unknown", "claim_id": patient.get("id")})
     persons = conform_persons(
         pd.DataFrame(
             {
                 "person_id": [pid],
-                "birth_date": [_fhir_day(patient.get("birthDate"))],
+                "birth_date": [birth],
                 "sex": [patient.get("gender") if patient.get("gender") in ("male", "female") else "unknown"],
                 "race": [None],
                 "zip_code": [_zip5(patient.get("address"))],
@@ -281,7 +321,7 @@ def _map_resource(resource: dict[str, Any], pid: str, rows: list[dict], unmapped
         concept = resource.get("medicationCodeableConcept")
         reference = (resource.get("medicationReference") or {}).get("reference")
         if concept is None and reference:
-            contained = {f"#{c.get('id')}": c for c in resource.get("contained", []) if isinstance(c, dict)}
+            contained = {f"#{c.get('id')}": c for c in resource.get("contained") or [] if isinstance(c, dict)}
             concept = (contained.get(reference) or medications.get(reference) or {}).get("code")
         kind, setting = MEDICATION_KIND[rtype]
         found = []
@@ -293,7 +333,7 @@ def _map_resource(resource: dict[str, Any], pid: str, rows: list[dict], unmapped
                     found.append((kind, "ndc", ndc))
             elif s in HCPCS + CPT and (code := clean_hcpcs(normalise_code(c))):
                 found.append((kind, "hcpcs", code))
-        supply = (resource.get("daysSupply") or {}).get("value") if rtype == "MedicationDispense" else None
+        supply = _days_supply(resource) if rtype == "MedicationDispense" else None
         end = _first_day(resource, ("effectivePeriod.end",)) if rtype != "MedicationDispense" else None
         _emit(rows, unmapped, concept, found, pid, day, end, setting, rid, days_supply=supply)
         return None
@@ -303,7 +343,7 @@ def _map_resource(resource: dict[str, Any], pid: str, rows: list[dict], unmapped
         start = _first_day(resource, ("period.start",))
         if start is None:
             return "undated"
-        rows.append({"person_id": pid, "kind": "enrollment", "date": start, "end_date": _first_day(resource, ("period.end",)), "code_system": "", "code": "", "setting": "unknown", "claim_id": rid})
+        rows.append({"person_id": pid, "kind": "enrollment", "date": start, "end_date": _first_day(resource, ("period.end",), open_end=True), "code_system": "", "code": "", "setting": "unknown", "claim_id": rid})
         return None
     return None
 
@@ -327,18 +367,34 @@ def _codes_of(concept: Any) -> Iterable[tuple[str, str, str | None]]:
     return [(c.get("system") or "", c.get("code") or "", c.get("display")) for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
 
 
-def _first_day(resource: dict[str, Any], paths: Iterable[str]):
+def _days_supply(dispense: dict[str, Any]) -> Any:
+    """``daysSupply.value``, refused outside the REST bounds: a fill's end date is start + supply,
+    and a supply of years is a data error (a billion days overflows the date type)."""
+    value = (dispense.get("daysSupply") or {}).get("value")
+    if isinstance(value, (int, float)) and not 0 <= value <= MAX_DAYS_SUPPLY:
+        raise OutOfRange("daysSupply.value", "days_supply", f"must be 0..{MAX_DAYS_SUPPLY} days")
+    return value
+
+
+def _first_day(resource: dict[str, Any], paths: Iterable[str], *, open_end: bool = False) -> pd.Timestamp | None:
+    """The first of ``paths`` holding a date. A date outside MIN_DAY..MAX_DAY raises
+    :class:`OutOfRange`, as REST refuses it; with ``open_end``, 9999-12-31 means no end."""
     for path in paths:
         value: Any = resource
         for part in path.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         day = _fhir_day(value)
-        if day is not None:
-            return day
+        if day is None:
+            continue
+        if open_end and day == OPEN_END_DATE.date():
+            return None
+        if not MIN_DAY <= day <= MAX_DAY:
+            raise OutOfRange(path, "date_range", f"must lie in {MIN_DAY}..{MAX_DAY}")
+        return pd.Timestamp(day)
     return None
 
 
-def _fhir_day(value: Any):
+def _fhir_day(value: Any) -> date | None:
     """FHIR date/dateTime text -> the calendar day as written (partial dates -> first day).
 
     The local date is kept (``2012-06-16T23:30:00-05:00`` is the 16th): a clinician's day, not UTC's.
@@ -351,7 +407,7 @@ def _fhir_day(value: Any):
     elif len(text) == 7:
         text += "-01"
     try:  # strptime, not pd.to_datetime: ~40x cheaper per scalar, and a bundle has hundreds of dates
-        return pd.Timestamp(datetime.strptime(text, "%Y-%m-%d"))
+        return datetime.strptime(text, "%Y-%m-%d").date()
     except ValueError:
         return None
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from service.cds import PREFETCH, SERVICE_ID, card_summary, render
-from service.schemas import CdsResponse, ScoreResponse
+from service.cds import PREFETCH, SERVICE_ID, build_cards, card_summary, render
+from service.schemas import CdsResponse, CdsSource, ScoreResponse
 
 from .conftest import load_example
 
@@ -78,7 +78,8 @@ def assert_no_null_or_empty(value, path="$"):
     if isinstance(value, dict):
         assert value, f"empty object at {path}"
         for k, v in value.items():
-            assert v is not None and v != "" and v != [] and v != {}, f"null/empty member {path}.{k}"
+            if (path, k, v) != ("$", "cards", []):
+                assert v is not None and v != "" and v != [] and v != {}, f"null/empty member {path}.{k}"
             assert_no_null_or_empty(v, f"{path}.{k}")
     elif isinstance(value, list):
         for i, v in enumerate(value):
@@ -239,3 +240,68 @@ def test_malformed_feedback_is_422(client, sign):
     response = client.post(FEEDBACK, json=body, headers=auth(sign, FEEDBACK))
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "feedback[0].outcome"
+
+
+def test_likely_soon_gets_one_info_card():
+    """likely_soon -> exactly one card, indicator info."""
+    (card,) = build_cards(make_result("likely_soon"), info_url="https://cartscout.test/model-card")
+    assert card.indicator == "info" and card.summary.startswith("Possible CAR T candidate soon")
+
+
+@pytest.mark.parametrize("status", ["watch", "unlikely", "already_treated", "not_in_cohort"])
+def test_other_statuses_get_no_cards(status):
+    """watch, unlikely (and the rule statuses without guidance) -> exactly {"cards": []}."""
+    assert render(CdsResponse(cards=build_cards(make_result(status), info_url="https://cartscout.test/model-card"))) == {"cards": []}
+
+
+def test_rendered_cards_drop_empty_members():
+    """A card with an empty detail, empty links and an empty source icon renders without those members."""
+    (card,) = build_cards(make_result("likely_soon"), info_url="https://cartscout.test/model-card")
+    emptied = card.model_copy(update={"detail": "", "links": [], "source": CdsSource(label=card.source.label, icon="", topic=card.source.topic)})
+    rendered = render(CdsResponse(cards=[emptied]))["cards"][0]
+    assert_no_null_or_empty(rendered)
+    assert {"detail", "links"}.isdisjoint(rendered) and "icon" not in rendered["source"] and rendered["source"]["topic"]["code"] == "car-t-candidate"
+
+
+def test_service_scores_as_of_today(scoring_client, sign):
+    """CDS Hooks has no as_of: the card is as of today (UTC)."""
+    before = datetime.now(timezone.utc).date()
+    (card,) = scoring_client.post(SERVICE, json=hook_request(relapsed_dlbcl_prefetch()), headers=auth(sign, SERVICE)).json()["cards"]
+    days = {before, datetime.now(timezone.utc).date()}
+    assert any(f"(as of {day.isoformat()})" in card["detail"] for day in days)
+
+
+ODD_PREFETCH = {
+    "search null": (lambda p: p["conditions"]["entry"][0].update(search=None), 200, None),
+    "search a string": (lambda p: p["conditions"]["entry"][0].update(search="match"), 200, None),
+    "entry null": (lambda p: p["procedures"].update(entry=None), 200, None),
+    "entry item null": (lambda p: p["conditions"]["entry"].append(None), 200, None),
+    "contained null": (lambda p: p.update(medicationRequests=searchset({"resourceType": "MedicationRequest", "id": "mr", "status": "active", "intent": "order", "subject": {"reference": "Patient/pat-77"}, "medicationReference": {"reference": "#m"}, "contained": None, "authoredOn": "2024-01-01"})), 200, None),
+    "entry a number": (lambda p: p["conditions"].update(entry=5), 422, "prefetch.conditions.entry"),
+    "onset in year 1": (lambda p: p["conditions"]["entry"][0]["resource"].update(onsetDateTime="0001-01-01"), 422, "entry[1].resource.onsetDateTime"),
+    "patient null": (lambda p: p.update(patient=None), 412, "prefetch.patient"),
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_PREFETCH))
+def test_odd_prefetch_is_a_result_or_a_clear_error(scoring_client, sign, name):
+    """Schema-valid but odd prefetch gives the usual card, or a 412/422 naming the field; never a 500.
+    A search that is not an object reads like no search; a null entry list is no data."""
+    change, status, field = ODD_PREFETCH[name]
+    prefetch = relapsed_dlbcl_prefetch()
+    change(prefetch)
+    response = scoring_client.post(SERVICE, json=hook_request(prefetch), headers=auth(sign, SERVICE))
+    assert response.status_code == status
+    body = response.json()
+    if field is None:
+        assert_no_null_or_empty(body)
+        assert [c["indicator"] for c in body["cards"]] == ["warning"]
+    else:
+        assert [e["field"] for e in body["errors"]] == [field]
+
+
+@pytest.mark.parametrize("context", [{}, {"patientId": None}, {"patientId": ""}])
+def test_missing_patient_id_is_named(scoring_client, sign, context):
+    """No usable context.patientId is a 422 naming it."""
+    response = scoring_client.post(SERVICE, json=hook_request(relapsed_dlbcl_prefetch(), context=context), headers=auth(sign, SERVICE))
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "context.patientId"

@@ -205,3 +205,129 @@ def test_prefetch_bundles_join_into_one_collection(codes):
     joined = bundle_from_prefetch(patient(), {"conditions": conditions, "medicationRequests": None})
     history = read(joined, codes)
     assert history.events["code"].tolist() == ["C8338"]
+
+
+def dispense(days_supply) -> dict:
+    return {
+        "resourceType": "MedicationDispense",
+        "id": "md1",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"coding": [{"system": NDC, "code": "0069-0101-01"}]},
+        "whenHandedOver": "2024-02-01",
+        "daysSupply": {"value": days_supply},
+    }
+
+
+def test_prefetch_search_that_is_not_an_object_counts_as_absent(codes):
+    """An entry whose search is null or a string is read like one without search (was a 500)."""
+    entries = [{"resource": condition("C83.38", "2024-01-01"), "search": None}, {"resource": condition("C83.38", "2024-02-01"), "search": "match"}]
+    joined = bundle_from_prefetch(patient(), {"conditions": {"resourceType": "Bundle", "type": "searchset", "entry": entries}})
+    assert len(read(joined, codes).events) == 2
+
+
+@pytest.mark.parametrize("entry, events", [(None, 0), ([], 0), ([None, {"resource": None}], 0)])
+def test_prefetch_null_or_empty_entries_are_no_data(codes, entry, events):
+    """A searchset with a null or empty entry list, or null entries, holds no data: the Patient alone is read."""
+    joined = bundle_from_prefetch(patient(), {"conditions": {"resourceType": "Bundle", "type": "searchset", "entry": entry}})
+    assert len(read(joined, codes).events) == events
+
+
+@pytest.mark.parametrize("entry", [5, "abc", {"resource": {"resourceType": "Condition"}}])
+def test_prefetch_entry_that_is_not_a_list_is_named(entry):
+    """A prefetch Bundle whose entry is not a list is a 422 naming prefetch.<key>.entry (a number was a 500)."""
+    with pytest.raises(InvalidInput) as caught:
+        bundle_from_prefetch(patient(), {"conditions": {"resourceType": "Bundle", "type": "searchset", "entry": entry}})
+    assert caught.value.errors == [{"field": "prefetch.conditions.entry", "rule": "type", "message": "expected a list"}]
+
+
+def test_null_contained_is_no_contained_resources(codes):
+    """"contained": null with a '#ref' medicationReference is an unresolved (unmapped) medication, not a 500."""
+    order = {"resourceType": "MedicationRequest", "id": "mr", "status": "active", "intent": "order", "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": "#m"}, "contained": None, "authoredOn": "2024-01-01"}
+    history = read(bundle(patient(), order), codes)
+    assert history.events.empty and history.unmapped_codes == {"none": 1}
+
+
+@pytest.mark.parametrize("days", [366, 1e9, 10**30, -1])
+def test_days_supply_outside_the_rest_bounds_is_named(codes, days):
+    """daysSupply outside 0..365 (REST's days_supply bounds) is a 422 naming the element (1e9 was a 500)."""
+    with pytest.raises(InvalidInput) as caught:
+        read(bundle(patient(), dispense(days)), codes)
+    assert caught.value.errors == [{"field": "entry[1].resource.daysSupply.value", "rule": "days_supply", "message": "must be 0..365 days"}]
+
+
+@pytest.mark.parametrize("days, end", [(365, "2025-01-30"), (0, None)])
+def test_days_supply_within_the_bounds_sets_the_fill_end(codes, days, end):
+    """365 days is the longest fill; 0 means no supply given, as on a claim."""
+    fill = read(bundle(patient(), dispense(days)), codes).events.iloc[0]
+    assert (fill["end_date"] == pd.Timestamp(end)) if end else pd.isna(fill["end_date"])
+
+
+def _with(resource: dict, path: str, value: str) -> dict:
+    """``resource`` with the element at dotted ``path`` set to ``value`` (other date elements removed)."""
+    out = {k: v for k, v in resource.items() if not k.startswith(("onset", "recorded", "performed", "effective", "authored", "whenHandedOver", "period"))}
+    head, _, tail = path.partition(".")
+    out[head] = {tail: value, **({"start": "2024-01-01"} if tail == "end" else {})} if tail else value
+    return out
+
+
+PROCEDURE = {"resourceType": "Procedure", "id": "pr1", "status": "completed", "subject": {"reference": "Patient/p1"}, "code": {"coding": [{"system": CPT, "code": "96413"}]}}
+ORDER = {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order", "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "121191"}]}}
+COVERAGE = {"resourceType": "Coverage", "id": "cv1", "status": "active", "beneficiary": {"reference": "Patient/p1"}, "payor": [{"reference": "Organization/x"}]}
+DATED = [
+    (condition("C83.38"), "onsetDateTime"),
+    (condition("C83.38"), "onsetPeriod.start"),
+    (condition("C83.38"), "recordedDate"),
+    (PROCEDURE, "performedDateTime"),
+    (PROCEDURE, "performedPeriod.start"),
+    (administration(RXNORM, "121191", "2024-01-01"), "effectiveDateTime"),
+    (administration(RXNORM, "121191", "2024-01-01"), "effectivePeriod.end"),
+    (dispense(28), "whenHandedOver"),
+    (ORDER, "authoredOn"),
+    (COVERAGE, "period.start"),
+    (COVERAGE, "period.end"),
+]
+OUT_OF_RANGE = [
+    pytest.param(resource, path, day, id=f"{resource['resourceType']}.{path}={day[:4]}")
+    for resource, path in DATED
+    for day in ("0001-01-01", "1899-12-31", "2101-01-01T00:00:00Z", "9999-12-31")
+    if (path, day) != ("period.end", "9999-12-31")  # open-ended coverage, below
+]
+
+
+@pytest.mark.parametrize("resource, path, day", OUT_OF_RANGE)
+def test_dates_outside_1900_to_2100_are_named(codes, resource, path, day):
+    """A date REST would refuse (outside 1900-01-01..2100-12-31) is a 422 naming the element, value not
+    echoed; before, year 1 or 9999 became a real event date."""
+    with pytest.raises(InvalidInput) as caught:
+        read(bundle(patient(), _with(resource, path, day)), codes)
+    assert caught.value.errors == [{"field": f"entry[1].resource.{path}", "rule": "date_range", "message": "must lie in 1900-01-01..2100-12-31"}]
+    assert day[:4] not in json.dumps(caught.value.to_body())
+
+
+@pytest.mark.parametrize("element, day", [("birthDate", "0001-01-01"), ("birthDate", "1899"), ("deceasedDateTime", "9999-12-31T00:00:00Z")])
+def test_patient_dates_outside_1900_to_2100_are_named(codes, element, day):
+    """Birth and death dates follow the same bounds, named on the Patient's entry."""
+    with pytest.raises(InvalidInput) as caught:
+        read(bundle(condition("C83.38"), patient(**{element: day})), codes)
+    assert [(e["field"], e["rule"]) for e in caught.value.errors] == [(f"entry[1].resource.{element}", "date_range")]
+
+
+def test_every_out_of_range_date_is_named_at_once(codes):
+    """All refused values come back in one 422, in entry order, so a caller fixes them together."""
+    with pytest.raises(InvalidInput) as caught:
+        read(bundle(patient(birthDate="1800-01-01"), condition("C83.38", "2024-01-01"), condition("C83.38", "2500-01-01"), dispense(400)), codes)
+    assert [e["field"] for e in caught.value.errors] == ["entry[0].resource.birthDate", "entry[2].resource.onsetDateTime", "entry[3].resource.daysSupply.value"]
+
+
+def test_the_date_bounds_themselves_are_accepted(codes):
+    """1900-01-01 and 2100-12-31 are real days (a future event is kept; scoring ignores it after as_of)."""
+    history = read(bundle(patient(birthDate="1900-01-01"), condition("C83.38", "2100-12-31")), codes)
+    assert history.persons.iloc[0]["birth_date"] == pd.Timestamp("1900-01-01")
+    assert history.events["date"].tolist() == [pd.Timestamp("2100-12-31")]
+
+
+def test_coverage_ending_9999_12_31_is_open_ended(codes):
+    """The batch contract's open-end convention: a Coverage period.end of 9999-12-31 means no end."""
+    span = read(bundle(patient(), {**COVERAGE, "period": {"start": "2020-01-01", "end": "9999-12-31"}}), codes).events.iloc[0]
+    assert span["kind"] == "enrollment" and span["date"] == pd.Timestamp("2020-01-01") and pd.isna(span["end_date"])
