@@ -56,7 +56,7 @@ def test_run_files_and_model_card(trained, tmp_path):
 
 def test_artifact_round_trip_scores_members(trained, contract_data, tmp_path):
     """The written artifact loads back and gives one result per member with a valid status,
-    scores only for at-risk members and reasons in catalog labels."""
+    scores only for living at-risk members and reasons in catalog labels."""
     model = load_model_files(trained.write_model_files(tmp_path / "m"))
     persons = contract_data.persons.iloc[:600]
     events = contract_data.events[contract_data.events["person_id"].isin(persons["person_id"])]
@@ -64,9 +64,13 @@ def test_artifact_round_trip_scores_members(trained, contract_data, tmp_path):
     results = score_members(model, events, persons, as_of)
     assert [r["person_id"] for r in results] == persons["person_id"].tolist()
     assert {r["status"] for r in results} <= set(STATUSES)
+    dead = set(persons.loc[persons["death_date"].le(pd.Timestamp("2025-06-30")).fillna(False).to_numpy(dtype=bool), "person_id"])
+    assert dead, "the synthetic population should hold deaths"
     for r in results:
-        scored = r["status"] in ("likely_soon", "watch", "unlikely")
+        scored = r["status"] in ("likely_soon", "watch", "unlikely") and r["person_id"] not in dead
         assert (r["score"] is not None) == scored
+        if r["person_id"] in dead:
+            assert r["status"] in ("unlikely", "already_treated", "not_in_cohort")
         assert bool(r["reasons"]) <= scored
         if r["status"] == "eligible_now":
             assert r["eligible_products"]
