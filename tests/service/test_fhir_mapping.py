@@ -81,15 +81,7 @@ def test_medication_codings_map_by_rxnorm_ingredient_display_hcpcs_and_ndc(codes
             administration(RXNORM, "121191", "2024-01-10"),
             administration(RXNORM, "1657862", "2024-01-31", display="10 ML rituximab 10 MG/ML Injection"),
             administration(HCPCS, "J9000", "2024-01-10"),
-            {
-                "resourceType": "MedicationDispense",
-                "id": "md1",
-                "status": "completed",
-                "subject": {"reference": "Patient/p1"},
-                "medicationCodeableConcept": {"coding": [{"system": NDC, "code": "0069-0101-01"}]},
-                "whenHandedOver": "2024-02-01",
-                "daysSupply": {"value": 28},
-            },
+            dispense(28),
         ),
         codes,
     )
