@@ -28,7 +28,8 @@ counted in ``skipped``.
 Values the REST API would refuse are refused here too, naming ``entry[i].resource.<element>``
 (422): a date read outside 1900-01-01..2100-12-31 (``date_range``; a Coverage ``period.end`` of
 9999-12-31 means open-ended, as in the batch contract) and a MedicationDispense ``daysSupply``
-outside 0..365 (``days_supply``).
+outside 0..365 (``days_supply``); a birthDate after every dated event (``date_range``) and an event
+dated more than a day after deceasedDateTime (``after_death``), as ``service.history`` checks REST.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from contract.code_formats import clean_hcpcs, clean_icd10cm, clean_icd10pcs, clean_ndc
-from contract.validation import OPEN_END_DATE
+from contract.validation import DEATH_GRACE_DAYS, OPEN_END_DATE
 from features.codelists import CodeLists, normalise_code
 from features.events import conform_events, conform_persons
 from service.errors import InvalidInput, describe_validation_errors
+from service.history import life_date_faults
 from service.schemas import MAX_DAY, MIN_DAY
 
 ICD10CM = ("http://hl7.org/fhir/sid/icd-10-cm",)
@@ -222,6 +224,7 @@ def _read_resources(entries: list[tuple[int, str | None, dict[str, Any]]], codes
     skipped: Counter = Counter(ignored)
     drug_hcpcs = set(codes.drugs.loc[codes.drugs["code_system"] == "hcpcs", "code"])
     refused: list[dict[str, str]] = []
+    row_entry: list[int] = []  # the entry each row of ``rows`` came from
     birth = death = None
     try:
         birth = _first_day(patient, ("birthDate",))
@@ -242,10 +245,12 @@ def _read_resources(entries: list[tuple[int, str | None, dict[str, Any]]], codes
         except OutOfRange as exc:
             refused.append(exc.field_error(i))
             continue
+        row_entry += [i] * (len(rows) - before)
         if reason:
             skipped[reason] += 1
         elif len(rows) > before:
             mapped[rtype] += 1
+    refused += _life_date_refusals(rows, row_entry, birth, death, p_index)
     if refused:
         raise InvalidInput(f"{len(refused)} FHIR value(s) out of range", errors=refused[:_MAX_ERRORS])
 
@@ -266,6 +271,17 @@ def _read_resources(entries: list[tuple[int, str | None, dict[str, Any]]], codes
     )
     events = conform_events(pd.DataFrame(rows)) if rows else conform_events(pd.DataFrame({c: [] for c in ("person_id", "kind", "date", "code_system", "code")}))
     return FhirHistory(pid, events, persons, dict(unmapped), dict(mapped), dict(skipped))
+
+
+def _life_date_refusals(rows: list[dict[str, Any]], row_entry: list[int], birth, death, p_index: int) -> list[dict[str, str]]:
+    """The REST door's person-level date rules (``service.history.life_date_faults``) on the
+    Bundle's dated events (coverage spans are not service dates), naming entries, not dates."""
+    service = [k for k, row in enumerate(rows) if row["kind"] != "enrollment"]
+    born_after, late = life_date_faults([rows[k]["date"] for k in service], birth, death)
+    refusals = [{"field": f"entry[{p_index}].resource.birthDate", "rule": "date_range", "message": "after every dated event in the Bundle"}] if born_after else []
+    for entry in dict.fromkeys(row_entry[service[position]] for position in late):
+        refusals.append({"field": f"entry[{entry}].resource", "rule": "after_death", "message": f"dated more than {DEATH_GRACE_DAYS} day after the Patient's deceasedDateTime"})
+    return refusals
 
 
 def _same_patient(reference: str, own: set[str], patient_id: str | None) -> bool:

@@ -7,9 +7,11 @@ and the API, and a member scores the same whichever door it came through.
 
 Code shapes are checked with the contract's own format rules (``contract.code_formats``); a
 malformed code is an error naming its field (``medical_claims[2].diagnosis_codes[0]``), never a
-silently dropped event. So are the contract's two person-level date rules: a birth date after
-every service date of the member, and a service date more than ``DEATH_GRACE_DAYS`` after the
-recorded death (the batch job quarantines such rows; a request is refused naming them).
+silently dropped event. So are two person-level date rules (:func:`life_date_faults`, which the
+FHIR door applies too): a birth date after every service date of the member (the contract's
+``date_range`` rule compares it with the delivery's latest date; a request is one member's
+history), and a service date more than ``DEATH_GRACE_DAYS`` after the recorded death (the
+contract's ``after_death``; the batch job quarantines such rows, a request is refused naming them).
 """
 
 from __future__ import annotations
@@ -215,30 +217,34 @@ def _checked(system: str, code: str, row: int, column: str, where: tuple, errors
     return normal
 
 
+def life_date_faults(days: Sequence[date], birth: date | None, death: date | None) -> tuple[bool, list[int]]:
+    """One member's service dates against the person-level date rules both doors apply: whether
+    the birth date is after every one of them (``date_range``), and the positions of those more
+    than ``DEATH_GRACE_DAYS`` after the recorded death (``after_death``, the contract's rule)."""
+    born_after = bool(days) and birth is not None and birth > max(days)
+    if death is None:
+        return born_after, []
+    limit = death + timedelta(days=DEATH_GRACE_DAYS)
+    return born_after, [k for k, day in enumerate(days) if day > limit]
+
+
 def _check_life_dates(members: Sequence[ScoreRequest], claim_days: list, claim_where: list, fill_days: list, fill_where: list, errors: list) -> None:
-    """The contract's person-level date rules (``contract.validation``: ``date_range`` for a birth
-    after every service date, ``after_death``), added to ``errors`` without the dates themselves.
-    Rows are visited one by one only for members with a death date or when several members share
-    the request; one member's latest service date is one ``max``."""
-    grace = timedelta(days=DEATH_GRACE_DAYS)
-    limits = [None if m.demographics.death_date is None else m.demographics.death_date + grace for m in members]
-    latest: dict[int, date] = {}
-    for days, where, table, field, order in ((claim_days, claim_where, "medical_claims", "claim_start_date", 52), (fill_days, fill_where, "pharmacy_claims", "dispensing_date", 53)):
-        if not days:
-            continue
-        if len(members) == 1:
-            latest[0] = max(latest.get(0, date.min), max(days))
-        else:
-            for day, (mi, _) in zip(days, where):
-                if day > latest.get(mi, date.min):
-                    latest[mi] = day
-        if any(limit is not None for limit in limits):
-            for row, (day, (mi, index)) in enumerate(zip(days, where)):
-                if limits[mi] is not None and day > limits[mi]:
-                    errors.append(((order, row), (mi, table, index, field), f"more than {DEATH_GRACE_DAYS} day after demographics.death_date", "after_death"))
-    for mi, day in latest.items():
-        if members[mi].demographics.birth_date > day:
+    """:func:`life_date_faults` for each member of a request, added to ``errors`` without the dates."""
+    days, wheres, claims = claim_days + fill_days, claim_where + fill_where, len(claim_days)
+    by_member: dict[int, list[int] | None] = {0: None}  # one member: all rows, no grouping
+    if len(members) > 1:
+        by_member = {}
+        for k, (mi, _) in enumerate(wheres):
+            by_member.setdefault(mi, []).append(k)
+    for mi, ks in by_member.items():
+        demographics = members[mi].demographics
+        born_after, late = life_date_faults(days if ks is None else [days[k] for k in ks], demographics.birth_date, demographics.death_date)
+        if born_after:
             errors.append(((-1, mi), (mi, "demographics", None, "birth_date"), "after every service date in the history", "date_range"))
+        for position in late:
+            k = position if ks is None else ks[position]
+            table, field, order, row = ("medical_claims", "claim_start_date", 52, k) if k < claims else ("pharmacy_claims", "dispensing_date", 53, k - claims)
+            errors.append(((order, row), (mi, table, wheres[k][1], field), f"more than {DEATH_GRACE_DAYS} day after demographics.death_date", "after_death"))
 
 
 def _field(head: str, where: tuple) -> str:

@@ -323,3 +323,24 @@ def test_coverage_ending_9999_12_31_is_open_ended(codes):
     """The batch contract's open-end convention: a Coverage period.end of 9999-12-31 means no end."""
     span = read(bundle(patient(), {**COVERAGE, "period": {"start": "2020-01-01", "end": "9999-12-31"}}), codes).events.iloc[0]
     assert span["kind"] == "enrollment" and span["date"] == pd.Timestamp("2020-01-01") and pd.isna(span["end_date"])
+
+
+def test_birth_after_every_dated_event_is_named_on_the_patient(codes):
+    """The REST door's rule on FHIR: a birthDate after every dated event is a 422 on the
+    Patient's entry (coverage spans are not events), without echoing the date."""
+    with pytest.raises(InvalidInput) as caught:
+        read(bundle(condition("C83.38", "2024-01-05"), patient(birthDate="2090-01-01"), {**COVERAGE, "period": {"start": "2095-01-01"}}), codes)
+    assert [(e["field"], e["rule"]) for e in caught.value.errors] == [("entry[1].resource.birthDate", "date_range")]
+    assert "2090" not in json.dumps(caught.value.to_body())
+    assert read(bundle(condition("C83.38", "2024-01-05"), patient(birthDate="2024-01-05")), codes).events["code"].tolist() == ["C8338"]
+
+
+def test_events_after_death_are_named_by_entry(codes):
+    """An event dated more than a day after deceasedDateTime is a 422 on its entry, once per
+    resource; the day after death is within the contract's grace."""
+    dead = patient(deceasedDateTime="2024-03-01T10:00:00Z")
+    with pytest.raises(InvalidInput) as caught:
+        read(bundle(dead, condition("C83.38", "2024-03-02"), administration(HCPCS, "J9312", "2024-03-03"), condition("C83.38", "2024-01-05")), codes)
+    assert [(e["field"], e["rule"]) for e in caught.value.errors] == [("entry[2].resource", "after_death")]
+    history = read(bundle(dead, condition("C83.38", "2024-03-02")), codes)
+    assert history.events["kind"].tolist() == ["diagnosis", "death"]
