@@ -335,6 +335,29 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * len(ordered))) - 1)]
 
 
+def reload_cost(cache: Path, repeats: int = 7) -> float:
+    """Median ms of loading the serving model again from its local copy (``models.loading.load_model``
+    with the registry unreachable): what every alias poll paid, holding the GIL, before it asked
+    the registry which version the alias names and skipped loading an unchanged one."""
+    import mlflow
+
+    from models.artifact import MODEL_NAME
+    from models.loading import load_model
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"http://127.0.0.1:{free_port()}")
+    try:
+        load_model(f"models:/{MODEL_NAME}@champion", cache)  # imports and first-use costs are not a poll's
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            load_model(f"models:/{MODEL_NAME}@champion", cache)
+            times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times)
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 def breakdown(artifact: Path, member: dict, repeats: int = 50) -> dict:
     """Median in-process cost of the stages of one request (``build_features`` is timed by a
     separate call on the same input: it is the pipeline's share of ``score_members``)."""
@@ -648,6 +671,7 @@ def main() -> None:
     install_local_copy(artifact, cache)
     member = make_member()
     parts = breakdown(artifact, member)
+    reload_ms = reload_cost(cache)
 
     from service.auth import hash_api_key
 
@@ -769,6 +793,12 @@ def main() -> None:
         "",
         f"Settled against default: {parts['gc']['settled']['median_ms'] / parts['gc']['default']['median_ms']:.2f}x the median, "
         f"{parts['gc']['settled']['p99_ms'] / parts['gc']['default']['p99_ms']:.2f}x the p99.",
+        "",
+        "## Alias polling",
+        "",
+        f"Loading the serving model again from its local copy (`models.loading.load_model`, registry unreachable; median of 7): {reload_ms:.0f} ms, "
+        "holding the GIL while requests are in flight. A poll (every `CARTSCOUT_MODEL_POLL_SECONDS`, default 300) now asks the registry which "
+        "version the alias names and loads only when it differs from the serving one.",
         "",
         "## TreeSHAP cost by model size (one row, one thread, 62 features)",
         "",

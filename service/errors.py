@@ -104,17 +104,6 @@ class ModelUnavailable(ProblemError):
     status, title, slug = 503, "No model loaded", "model-unavailable"
 
 
-def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
-    """A route's ``responses=`` documenting ``errors`` as problem+json bodies (the ``Problem``
-    schema, which the served OpenAPI document carries in components/schemas)."""
-    return {error.status: problem_response_doc(error) for error in errors}
-
-
-def problem_response_doc(error: type[ProblemError]) -> dict[str, Any]:
-    """One OpenAPI response object for ``error``."""
-    return {"description": error.title, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-
-
 def format_location(loc: Iterable[str | int]) -> str:
     """``("body", "members", 3, "claims", 0, "date")`` -> ``members[3].claims[0].date``."""
     parts: list[str] = []

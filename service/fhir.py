@@ -51,7 +51,7 @@ from features.codelists import CodeLists, normalise_code
 from features.events import conform_events, conform_persons
 from service.errors import InvalidInput, describe_validation_errors
 from service.history import life_date_faults
-from service.schemas import MAX_DAY, MIN_DAY
+from service.schemas import MAX_DAY, MAX_DAYS_SUPPLY, MIN_DAY
 
 ICD10CM = ("http://hl7.org/fhir/sid/icd-10-cm",)
 ICD10PCS = ("http://www.cms.gov/Medicare/Coding/ICD10",)
@@ -88,7 +88,6 @@ MEDICATION_KIND = {
     "MedicationRequest": ("drug_fill", "unknown"),
     "MedicationStatement": ("drug_fill", "unknown"),
 }
-MAX_DAYS_SUPPLY = 365  # as the REST PharmacyClaimLine.days_supply
 _MAX_ERRORS = 50
 
 

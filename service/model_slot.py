@@ -8,7 +8,7 @@ The alias (``@champion``) is re-resolved every ``CARTSCOUT_MODEL_POLL_SECONDS`` 
 thread and on an authenticated admin call; a load failure keeps the current model and is logged.
 A poll first asks which version the alias names (``resolver``, one registry call) and loads only
 when that differs from the serving version: loading even an unchanged copy again holds the GIL
-for ~50 ms, which the requests in flight would otherwise feel every few minutes.
+for ~50 ms (``bench/bench_service.py``), which the requests in flight would otherwise feel every few minutes.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, TypeAdapter
 
-from service.errors import InvalidInput, Problem, problem_response_doc
+from service.errors import PROBLEM_JSON, InvalidInput, Problem, ProblemError
 from service.schemas import BatchScoreRequest, ScoreRequest
 
 COMPONENT_REF = "#/components/schemas/{model}"
@@ -22,6 +22,16 @@ COMPONENT_REF = "#/components/schemas/{model}"
 # every error, and the bodies the REST scoring routes read themselves (``json_body``).
 HAND_DOCUMENTED = ((Problem, "serialization"), (ScoreRequest, "validation"), (BatchScoreRequest, "validation"))
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
+    """A route's ``responses=`` documenting ``errors`` as problem+json bodies (the ``Problem`` schema)."""
+    return {error.status: problem_response_doc(error) for error in errors}
+
+
+def problem_response_doc(error: type[ProblemError]) -> dict[str, Any]:
+    """One OpenAPI response object for ``error``."""
+    return {"description": error.title, "content": {PROBLEM_JSON: {"schema": {"$ref": COMPONENT_REF.format(model=Problem.__name__)}}}}
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 MIN_DAY = date(1900, 1, 1)
 MAX_DAY = date(2100, 12, 31)
 MAX_CODES_PER_CLAIM = 25  # Tuva's diagnosis_code_1..25 / procedure_code_1..25
+MAX_DAYS_SUPPLY = 365  # a fill's supply in days; more is a data error (FHIR's daysSupply too)
 
 MemberStatus = Literal["eligible_now", "likely_soon", "watch", "unlikely", "already_treated", "not_in_cohort"]
 
@@ -115,7 +116,7 @@ class PharmacyClaimLine(StrictModel):
     claim_line_number: int = Field(1, ge=1, le=10_000)
     dispensing_date: Day
     ndc_code: str = Field(pattern=r"^(\d{11}|\d{4,5}-\d{3,4}-\d{1,2})$", description="11 digits, or the hyphenated 10-digit labeler-product-package form.")
-    days_supply: int | None = Field(None, ge=0, le=365)
+    days_supply: int | None = Field(None, ge=0, le=MAX_DAYS_SUPPLY)
     quantity: float | None = Field(None, ge=0)
 
 

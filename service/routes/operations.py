@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.deps import Admin, RestCaller, State
-from service.errors import Forbidden, ModelUnavailable, Unauthenticated, problem_response, problem_responses
+from service.errors import Forbidden, ModelUnavailable, Unauthenticated, problem_response
+from service.openapi import problem_responses
 from service.schemas import ReadinessResponse, ReloadResponse
 
 router = APIRouter(tags=["operations"])

@@ -23,10 +23,10 @@ from starlette.background import BackgroundTask
 
 from service.coalescing import Deliver
 from service.deps import ScoringRequest, current_model, parse_body
-from service.errors import BodyTooLarge, InvalidInput, ModelUnavailable, Unauthenticated, problem_responses
+from service.errors import BodyTooLarge, InvalidInput, ModelUnavailable, Unauthenticated
 from service.history import load_member_history
 from service.logging import RequestRecord
-from service.openapi import json_body
+from service.openapi import json_body, problem_responses
 from service.schemas import BatchScoreRequest, BatchScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring import score_histories
 from service.state import ServiceState
